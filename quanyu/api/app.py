@@ -1,0 +1,94 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from quanyu import __version__
+from quanyu.api import errors, events, ops, tenancy, tracking
+from quanyu.api.middleware import RequestContext
+from quanyu.config import Settings, get_settings
+from quanyu.ingest.service import Ingestor
+from quanyu.ingest.writer import Writer
+from quanyu.observability import COMMITS
+from quanyu.store import open_store
+
+DESCRIPTION = """
+Quanyu is an API-first omnichannel customer data platform.
+
+* **Tracking** — Segment-compatible: point analytics.js, analytics-python or RudderStack SDKs
+  here with a source's write key.
+* **Management** — `Authorization: Bearer sk_...` with a secret key; ISVs manage the tenants
+  they deliver for, tenants see only their own data.
+"""
+
+
+def create_app(
+    settings: Settings | None = None, *, announce: bool = False, local_token: str | None = None
+) -> FastAPI:
+    """Build the app.
+
+    With ``announce`` the server writes ``server.json`` (pid, URL and a local token
+    readable only by its owner) so the CLI on this machine can find and call it.
+    ``local_token`` sets that token for an in-process app.
+    """
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = open_store(settings)
+        writer = Writer(engine, max_events=settings.max_commit_events,
+                        linger_ms=settings.commit_interval_ms)
+        writer.start()
+        ingestor = Ingestor(engine, writer, default_rate_limit=settings.default_rate_limit)
+        app.state.engine = engine
+        app.state.ingestor = ingestor
+        app.state.local_token = local_token
+        if announce:
+            app.state.local_token = local_token or secrets.token_urlsafe(32)
+            fd = os.open(settings.server_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump({"pid": os.getpid(), "url": settings.base_url, "version": __version__,
+                           "token": app.state.local_token}, f)
+        housekeeping = asyncio.create_task(_housekeeping(ingestor))
+        try:
+            yield
+        finally:
+            housekeeping.cancel()
+            writer.stop()
+            ingestor.flush_key_use()
+            if announce:
+                settings.server_file.unlink(missing_ok=True)
+            engine.close()
+
+    app = FastAPI(
+        title="Quanyu", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+        docs_url="/docs", redoc_url="/redoc",
+    )
+    errors.install(app)
+    app.add_middleware(
+        CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+        allow_headers=["*"], expose_headers=["Retry-After", "X-RateLimit-Reset", "X-Request-ID"],
+    )
+    app.add_middleware(RequestContext)
+    for module in (tracking, tenancy, events, ops):
+        app.include_router(module.router)
+    return app
+
+
+async def _housekeeping(ingestor: Ingestor) -> None:
+    """Every few seconds: record key use, export the commit count."""
+    last = 0
+    while True:
+        await asyncio.sleep(5)
+        await asyncio.to_thread(ingestor.flush_key_use)
+        COMMITS.inc(ingestor.writer.commits - last)
+        last = ingestor.writer.commits

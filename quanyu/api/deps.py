@@ -1,0 +1,77 @@
+"""Dependencies: a database session per request, the calling principal, tenant access."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from quanyu.engine import Engine, Session
+from quanyu.errors import Unauthorized
+from quanyu.ingest.service import Ingestor
+from quanyu.tenancy import service as tenancy
+from quanyu.tenancy.models import Principal
+
+_bearer = HTTPBearer(auto_error=False, description="A secret key: Authorization: Bearer sk_...")
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_ingestor(request: Request) -> Ingestor:
+    ingestor: Ingestor = request.app.state.ingestor
+    return ingestor
+
+
+def get_db(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+    with engine.connect() as db:
+        yield db
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+IngestorDep = Annotated[Ingestor, Depends(get_ingestor)]
+DbDep = Annotated[Session, Depends(get_db)]
+
+
+def get_principal(
+    request: Request,
+    db: DbDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    local = request.app.state.local_token
+    if credentials is not None and local and secrets.compare_digest(credentials.credentials, local):
+        return Principal(key_id="local-cli", level="platform", scopes=frozenset({"admin"}))
+    if credentials is None:
+        raise Unauthorized(
+            "No API key: send 'Authorization: Bearer sk_...' with a secret key"
+            " (create one with 'quanyu keys create')."
+        )
+    return tenancy.authenticate_secret(db, credentials.credentials)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def tenant_access(capability: str, access: Literal["read", "write"]) -> object:
+    """A dependency checking the caller may ``access`` ``capability`` on the path's tenant."""
+
+    def check(tenant_id: str, db: DbDep, principal: PrincipalDep) -> str:
+        tenancy.authorize(db, principal, tenant=tenant_id, capability=capability, access=access)
+        return tenant_id
+
+    return Depends(check)
+
+
+def platform_access(capability: str, access: Literal["read", "write"]) -> object:
+    """A dependency checking the caller's scope for a non-tenant action."""
+
+    def check(db: DbDep, principal: PrincipalDep) -> Principal:
+        tenancy.authorize(db, principal, tenant=None, capability=capability, access=access)
+        return principal
+
+    return Depends(check)

@@ -1,0 +1,57 @@
+"""Pure ASGI middleware: request ids, latency metrics, one JSON access-log line."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from quanyu.observability import REQUEST_LATENCY, request_id
+
+log = logging.getLogger("quanyu.access")
+
+
+class RequestContext:
+    """Give every request an id (or keep the caller's ``X-Request-ID``) and measure it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                rid = value.decode("latin-1")[:128]
+                break
+        rid = rid or secrets.token_hex(8)
+        token = request_id.set(rid)
+        start = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            REQUEST_LATENCY.labels(scope["method"], path, str(status)).observe(elapsed)
+            if status >= 400 or log.isEnabledFor(logging.DEBUG):
+                log.info(
+                    "%s %s %s", scope["method"], scope["path"], status,
+                    extra={"fields": {"status": status, "ms": round(elapsed * 1000, 2),
+                                      "path": scope["path"], "method": scope["method"]}},
+                )
+            request_id.reset(token)

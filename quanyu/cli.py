@@ -1,0 +1,344 @@
+"""The ``quanyu`` command line: thin commands over the REST API (see :mod:`quanyu.client`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from quanyu.client import Client, connect
+from quanyu.config import get_settings
+from quanyu.errors import NotFound, QuanyuError
+
+app = typer.Typer(
+    help="Quanyu: omnichannel customer data platform.", no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+isvs = typer.Typer(help="ISVs (service providers).", no_args_is_help=True)
+tenants = typer.Typer(help="Tenants (brand groups).", no_args_is_help=True)
+brands = typer.Typer(help="Brands of a tenant.", no_args_is_help=True)
+sources = typer.Typer(help="Sources (touchpoints) and their write keys.", no_args_is_help=True)
+keys = typer.Typer(help="Secret keys for the management API.", no_args_is_help=True)
+events = typer.Typer(help="Stored events.", no_args_is_help=True)
+dead = typer.Typer(help="Dead letters: rejected messages and their reasons.", no_args_is_help=True)
+import_app = typer.Typer(help="Bulk import from CSV, JSON Lines or Parquet.", no_args_is_help=True)
+for sub, name in ((isvs, "isvs"), (tenants, "tenants"), (brands, "brands"), (sources, "sources"),
+                  (keys, "keys"), (events, "events"), (dead, "dead-letters"),
+                  (import_app, "import")):
+    app.add_typer(sub, name=name)
+
+out = Console()
+err = Console(stderr=True)
+
+TenantOpt = Annotated[
+    str | None,
+    typer.Option("--tenant", "-t", envvar="QUANYU_TENANT",
+                 help="Tenant id (default: the only tenant, if there is one)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@contextmanager
+def client() -> Iterator[Client]:
+    with connect(get_settings()) as c:
+        yield c
+
+
+def resolve_tenant(c: Client, tenant: str | None) -> str:
+    """The tenant named, or the only one there is."""
+    if tenant:
+        return tenant
+    found = c.get("/v1/tenants")
+    if len(found) == 1:
+        return str(found[0]["id"])
+    names = ", ".join(f"{t['id']} ({t['name']})" for t in found) or "none yet"
+    raise NotFound(f"Name a tenant with --tenant (or QUANYU_TENANT); tenants: {names}.")
+
+
+def show(rows: Any, columns: Sequence[str], *, as_json: bool = False, title: str = "") -> None:
+    """Print rows as a table (or JSON)."""
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    if isinstance(rows, dict):
+        rows = [rows]
+    table = Table(title=title or None)
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    out.print(table)
+
+
+# --- server and demo --------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+) -> None:
+    """Run the API server (and background workers) on the data dir."""
+    import uvicorn
+
+    from quanyu.api.app import create_app
+    from quanyu.observability import configure_logging
+    from quanyu.store import running_server
+
+    settings = get_settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    other = running_server(settings)
+    if other and other.get("pid") != os.getpid():
+        raise QuanyuError(
+            f"A Quanyu server (pid {other['pid']}) already serves {settings.data_dir} at"
+            f" {other['url']}; use it, or stop it first."
+        )
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings, announce=True), host=settings.host, port=settings.port,
+        log_config=None, access_log=False, timeout_graceful_shutdown=10,
+    )
+
+
+# --- tenancy ----------------------------------------------------------------------------
+
+
+@isvs.command("create")
+def isvs_create(name: str, as_json: JsonOpt = False) -> None:
+    """Register an ISV."""
+    with client() as c:
+        show(c.post("/v1/isvs", {"name": name}), ["id", "name", "created_at"], as_json=as_json)
+
+
+@isvs.command("list")
+def isvs_list(as_json: JsonOpt = False) -> None:
+    """List ISVs."""
+    with client() as c:
+        show(c.get("/v1/isvs"), ["id", "name", "created_at"], as_json=as_json)
+
+
+@isvs.command("create-key")
+def isvs_create_key(
+    isv: str,
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "ISV admin",
+    scope: Annotated[list[str] | None, typer.Option(help="Scopes (repeat); default admin.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a secret key for an ISV (shown once)."""
+    with client() as c:
+        body = {"name": name, "scopes": scope or ["admin"]}
+        show(c.post(f"/v1/isvs/{isv}/keys", body), ["id", "name", "scopes", "secret"],
+             as_json=as_json)
+
+
+@tenants.command("create")
+def tenants_create(
+    name: str,
+    isv: Annotated[str | None, typer.Option(help="ISV delivering for it.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a tenant (brand group)."""
+    with client() as c:
+        show(c.post("/v1/tenants", {"name": name, "isv_id": isv}),
+             ["id", "name", "isv_id", "created_at"], as_json=as_json)
+
+
+@tenants.command("list")
+def tenants_list(as_json: JsonOpt = False) -> None:
+    """List tenants."""
+    with client() as c:
+        show(c.get("/v1/tenants"), ["id", "name", "isv_id", "created_at"], as_json=as_json)
+
+
+@brands.command("create")
+def brands_create(name: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """Add a brand to a tenant."""
+    with client() as c:
+        t = resolve_tenant(c, tenant)
+        show(c.post(f"/v1/tenants/{t}/brands", {"name": name}), ["id", "name", "created_at"],
+             as_json=as_json)
+
+
+@brands.command("list")
+def brands_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """List a tenant's brands."""
+    with client() as c:
+        t = resolve_tenant(c, tenant)
+        show(c.get(f"/v1/tenants/{t}/brands"), ["id", "name", "created_at"], as_json=as_json)
+
+
+@sources.command("create")
+def sources_create(
+    name: str,
+    kind: Annotated[str, typer.Option(help="mini_program, official_account, tmall, pos, qr, web…")]
+    = "server",
+    brand: Annotated[str | None, typer.Option(help="Brand id the source belongs to.")] = None,
+    rate_limit: Annotated[int | None, typer.Option(help="Events per second.")] = None,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a source; prints its write key once."""
+    with client() as c:
+        t = resolve_tenant(c, tenant)
+        body = {"name": name, "kind": kind, "brand_id": brand, "rate_limit": rate_limit}
+        show(c.post(f"/v1/tenants/{t}/sources", body), ["id", "name", "kind", "write_key"],
+             as_json=as_json)
+
+
+@sources.command("list")
+def sources_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """List a tenant's sources."""
+    with client() as c:
+        t = resolve_tenant(c, tenant)
+        show(c.get(f"/v1/tenants/{t}/sources"),
+             ["id", "name", "kind", "brand_id", "rate_limit"], as_json=as_json)
+
+
+@sources.command("rotate-key")
+def sources_rotate_key(source: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """Add a new write key to a source (revoke the old one with 'keys revoke')."""
+    with client() as c:
+        t = resolve_tenant(c, tenant)
+        show(c.post(f"/v1/tenants/{t}/sources/{source}/write-keys"),
+             ["id", "source_id", "secret"], as_json=as_json)
+
+
+@keys.command("create")
+def keys_create(
+    name: str,
+    scope: Annotated[list[str] | None, typer.Option(help="Scopes (repeat); default admin.")] = None,
+    tenant: TenantOpt = None,
+    platform: Annotated[bool, typer.Option(help="A platform-wide key instead.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a secret key (printed once): for a tenant, or with --platform for the platform."""
+    with client() as c:
+        body = {"name": name, "scopes": scope or ["admin"]}
+        path = "/v1/keys" if platform else f"/v1/tenants/{resolve_tenant(c, tenant)}/keys"
+        show(c.post(path, body), ["id", "name", "scopes", "secret"], as_json=as_json)
+
+
+@keys.command("list")
+def keys_list(
+    tenant: TenantOpt = None,
+    platform: Annotated[bool, typer.Option(help="Platform keys instead.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List keys (never their secrets)."""
+    with client() as c:
+        path = "/v1/keys" if platform else f"/v1/tenants/{resolve_tenant(c, tenant)}/keys"
+        show(c.get(path), ["id", "kind", "name", "prefix", "scopes", "source_id", "revoked_at",
+                           "last_used_at"], as_json=as_json)
+
+
+@keys.command("revoke")
+def keys_revoke(
+    key_id: str,
+    tenant: TenantOpt = None,
+    platform: Annotated[bool, typer.Option(help="A platform or ISV key.")] = False,
+) -> None:
+    """Revoke a key at once."""
+    with client() as c:
+        path = f"/v1/keys/{key_id}" if platform else (
+            f"/v1/tenants/{resolve_tenant(c, tenant)}/keys/{key_id}"
+        )
+        show(c.delete(path), ["id", "name", "revoked_at"])
+
+
+@app.command("audit")
+def audit(
+    tenant: TenantOpt = None,
+    limit: Annotated[int, typer.Option(help="How many entries.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the audit log of administrative changes, newest first."""
+    with client() as c:
+        t = resolve_tenant(c, tenant)
+        show(c.get(f"/v1/tenants/{t}/audit", limit=limit),
+             ["occurred_at", "actor", "action", "target_type", "target_id"], as_json=as_json)
+
+
+# --- events and dead letters ------------------------------------------------------------
+
+
+@events.command("list")
+def events_list(
+    tenant: TenantOpt = None,
+    source: Annotated[str | None, typer.Option(help="Source id.")] = None,
+    user: Annotated[str | None, typer.Option(help="userId or anonymousId.")] = None,
+    event: Annotated[str | None, typer.Option(help="Track event name.")] = None,
+    limit: Annotated[int, typer.Option(help="How many.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show stored events, newest first."""
+    with client() as c:
+        t = resolve_tenant(c, tenant)
+        page = c.get(f"/v1/tenants/{t}/events", source=source, user=user, event=event,
+                     limit=limit)
+        show(page["items"], ["received_at", "type", "event", "user_id", "anonymous_id",
+                             "message_id", "source_id"], as_json=as_json)
+
+
+@dead.command("list")
+def dead_list(
+    tenant: TenantOpt = None,
+    status: Annotated[str | None, typer.Option(help="open, flagged, replayed, discarded.")] = None,
+    limit: Annotated[int, typer.Option(help="How many.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show dead letters with their reasons."""
+    with client() as c:
+        t = resolve_tenant(c, tenant)
+        page = c.get(f"/v1/tenants/{t}/dead-letters", status=status, limit=limit)
+        show(page["items"], ["id", "received_at", "source_id", "code", "reason", "status"],
+             as_json=as_json)
+
+
+@dead.command("replay")
+def dead_replay(ids: list[str], tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """Replay open dead letters through ingest (idempotent)."""
+    with client() as c:
+        t = resolve_tenant(c, tenant)
+        result = c.post(f"/v1/tenants/{t}/dead-letters/replay", {"ids": ids})
+        if as_json:
+            show(result, [], as_json=True)
+            return
+        out.print(f"replayed {len(result['replayed'])}, still rejected "
+                  f"{len(result['still_rejected'])}")
+        for r in result["still_rejected"]:
+            out.print(f"  {r['id']}: {r['message']}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the app, turning Quanyu errors into one line and exit code 1."""
+    try:
+        app(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except QuanyuError as e:
+        err.print(f"[red]Error:[/red] {e.message}", highlight=False)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("Aborted.")
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:  # click usage errors carry their own exit code
+        from click.exceptions import ClickException
+
+        if isinstance(e, ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

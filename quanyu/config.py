@@ -1,0 +1,53 @@
+"""Settings from the environment (``QUANYU_`` prefix) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything Quanyu reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="QUANYU_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path("quanyu-data"), description="Where the database lives.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = Field(
+        default=None, description="URL clients use to reach the API (defaults to http://host:port)."
+    )
+    log_level: str = "INFO"
+    default_rate_limit: int = Field(
+        default=100_000, description="Events per second a source may send unless it sets its own."
+    )
+    commit_interval_ms: float = Field(
+        default=2.0, description="How long the writer waits to gather a group commit."
+    )
+    max_commit_events: int = 20_000
+    dedup_window_hours: int = Field(default=24 * 7, ge=24)
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+
+    @property
+    def database_path(self) -> Path:
+        """The DuckDB file inside the data dir."""
+        return self.data_dir / "quanyu.duckdb"
+
+    @property
+    def server_file(self) -> Path:
+        """The file a running server writes so the CLI can find it."""
+        return self.data_dir / "server.json"
+
+    @property
+    def base_url(self) -> str:
+        """The URL the API is reachable at."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Build the settings once, on first use (never at import time)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Demo datasets for trying Quanyu without real customer data."""

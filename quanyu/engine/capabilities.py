@@ -1,0 +1,21 @@
+"""Engine capabilities: what a statement may rely on beyond portable SQL."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Capability(str, Enum):
+    """A feature some engines have and others must emulate.
+
+    Domain code declares the capabilities a statement needs (see
+    :mod:`quanyu.engine.statements`); it never asks which engine it runs on.
+    """
+
+    #: ``INSERT ... ON CONFLICT DO NOTHING`` against a primary key (DuckDB, PostgreSQL).
+    #: Spark emulates it with ``MERGE INTO ... WHEN NOT MATCHED THEN INSERT``.
+    INSERT_IGNORE = "insert_ignore"
+    #: ACID transactions around several statements.
+    TRANSACTIONS = "transactions"
+    #: Row-level ``UPDATE`` (Delta/Iceberg tables on Spark, native elsewhere).
+    ROW_UPDATES = "row_updates"

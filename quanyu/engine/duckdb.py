@@ -1,0 +1,76 @@
+"""The default engine: an embedded DuckDB database file."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import duckdb
+import pyarrow as pa
+
+from quanyu.engine.base import Engine, Params, Session
+from quanyu.engine.capabilities import Capability
+from quanyu.engine.statements import Statement
+
+
+class DuckDBSession(Session):
+    """A DuckDB cursor: its own connection to the shared database instance."""
+
+    def __init__(self, engine: DuckDBEngine, con: duckdb.DuckDBPyConnection) -> None:
+        self._engine = engine
+        self._con = con
+
+    def execute(self, stmt: Statement, params: Params = None) -> list[tuple[Any, ...]]:
+        self._engine.check(stmt)
+        return self._con.execute(stmt.sql, params).fetchall()
+
+    def arrow(self, stmt: Statement, params: Params = None) -> pa.Table:
+        self._engine.check(stmt)
+        result = self._con.execute(stmt.sql, params)
+        return result.to_arrow_table()
+
+    def register(self, name: str, table: pa.Table) -> None:
+        self._con.register(name, table)
+
+    def unregister(self, name: str) -> None:
+        self._con.unregister(name)
+
+    def raw_ping(self) -> None:
+        self._con.execute("SELECT 1").fetchall()
+
+    def begin(self) -> None:
+        self._con.execute("BEGIN TRANSACTION")
+
+    def commit(self) -> None:
+        self._con.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self._con.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._con.close()
+
+    def raw(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        """Run SQL text that is not a registered statement (migrations only)."""
+        return self._con.execute(sql, params).fetchall()
+
+
+class DuckDBEngine(Engine):
+    """One DuckDB database; sessions are cursors, safe to use one per thread."""
+
+    name: ClassVar[str] = "duckdb"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.INSERT_IGNORE, Capability.TRANSACTIONS, Capability.ROW_UPDATES}
+    )
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def session(self) -> DuckDBSession:
+        return DuckDBSession(self, self._con.cursor())
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file."""
+        self._con.execute("CHECKPOINT")
+
+    def close(self) -> None:
+        self._con.close()

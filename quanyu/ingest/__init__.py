@@ -1,0 +1,1 @@
+"""Tracking API (Segment spec), bulk import, tracking plans, validation, dead letters."""

@@ -1,0 +1,96 @@
+"""Tables of the ingest capability."""
+
+from __future__ import annotations
+
+from quanyu.store.migrations import Migration
+
+#: Column order of the events table; the writer builds Arrow tables in this order.
+EVENT_COLUMNS = (
+    "tenant_id",
+    "source_id",
+    "brand_id",
+    "message_id",
+    "type",
+    "event",
+    "name",
+    "user_id",
+    "anonymous_id",
+    "group_id",
+    "previous_id",
+    "timestamp",
+    "original_timestamp",
+    "sent_at",
+    "received_at",
+    "properties",
+    "traits",
+    "context",
+    "integrations",
+    "identifiers",
+)
+
+MIGRATIONS = [
+    Migration(
+        "ingest",
+        1,
+        """
+        -- Events are appended in arrival order, so the table is clustered by receive time;
+        -- DuckDB's zone maps prune on tenant_id and timestamp. The key makes
+        -- (source, messageId) unique for good: retries add nothing, however late.
+        CREATE TABLE events (
+            tenant_id VARCHAR NOT NULL,
+            source_id VARCHAR NOT NULL,
+            brand_id VARCHAR,
+            message_id VARCHAR NOT NULL,
+            type VARCHAR NOT NULL,
+            event VARCHAR,
+            name VARCHAR,
+            user_id VARCHAR,
+            anonymous_id VARCHAR,
+            group_id VARCHAR,
+            previous_id VARCHAR,
+            timestamp TIMESTAMP NOT NULL,
+            original_timestamp TIMESTAMP,
+            sent_at TIMESTAMP,
+            received_at TIMESTAMP NOT NULL,
+            properties JSON,
+            traits JSON,
+            context JSON,
+            integrations JSON,
+            identifiers JSON,
+            PRIMARY KEY (source_id, message_id)
+        );
+        CREATE TABLE dead_letters (
+            id VARCHAR PRIMARY KEY,
+            tenant_id VARCHAR NOT NULL,
+            source_id VARCHAR NOT NULL,
+            received_at TIMESTAMP NOT NULL,
+            message_id VARCHAR,
+            event_type VARCHAR,
+            event VARCHAR,
+            code VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL,
+            rule VARCHAR,
+            disposition VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            payload VARCHAR NOT NULL,
+            resolved_at TIMESTAMP
+        );
+        CREATE TABLE ingest_commits (
+            tenant_id VARCHAR NOT NULL,
+            source_id VARCHAR NOT NULL,
+            committed_at TIMESTAMP NOT NULL,
+            received BIGINT NOT NULL,
+            inserted BIGINT NOT NULL
+        );
+        CREATE TABLE tracking_plans (
+            tenant_id VARCHAR NOT NULL,
+            source_id VARCHAR NOT NULL,
+            mode VARCHAR NOT NULL,
+            block_invalid BOOLEAN NOT NULL,
+            plan JSON NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (source_id)
+        );
+        """,
+    ),
+]

@@ -1,0 +1,81 @@
+"""SQL of the ingest capability. Builds statements; runs nothing."""
+
+from __future__ import annotations
+
+from quanyu.engine import Capability, statement
+from quanyu.ingest.schema import EVENT_COLUMNS
+
+_COLS = ", ".join(EVENT_COLUMNS)
+
+#: Append staged events; a (source, messageId) seen before adds nothing.
+INSERT_EVENTS = statement(
+    "ingest.insert_events",
+    f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM staged_events"
+    " ON CONFLICT DO NOTHING RETURNING source_id",
+    requires=(Capability.INSERT_IGNORE,),
+)
+INSERT_DEAD_LETTERS = statement(
+    "ingest.insert_dead_letters",
+    "INSERT INTO dead_letters (id, tenant_id, source_id, received_at, message_id, event_type,"
+    " event, code, reason, rule, disposition, status, payload)"
+    " SELECT id, tenant_id, source_id, received_at, message_id, event_type, event, code, reason,"
+    " rule, disposition, status, payload FROM staged_dead_letters",
+)
+INSERT_COMMIT_STATS = statement(
+    "ingest.insert_commit_stats",
+    "INSERT INTO ingest_commits (tenant_id, source_id, committed_at, received, inserted)"
+    " SELECT tenant_id, source_id, committed_at, received, inserted FROM staged_commit_stats",
+)
+
+_EVENT_VIEW = (
+    "message_id, type, event, name, user_id, anonymous_id, group_id, previous_id, timestamp,"
+    " original_timestamp, sent_at, received_at, source_id, brand_id, properties, traits, context,"
+    " integrations, identifiers"
+)
+LIST_EVENTS = statement(
+    "ingest.list_events",
+    f"SELECT {_EVENT_VIEW} FROM events WHERE tenant_id = ?"
+    " AND (CAST(? AS VARCHAR) IS NULL OR source_id = ?)"
+    " AND (CAST(? AS VARCHAR) IS NULL OR user_id = ? OR anonymous_id = ?)"
+    " AND (CAST(? AS VARCHAR) IS NULL OR type = ?)"
+    " AND (CAST(? AS VARCHAR) IS NULL OR event = ?)"
+    " AND (CAST(? AS TIMESTAMP) IS NULL OR received_at < ?"
+    "      OR (received_at = ? AND message_id < ?))"
+    " ORDER BY received_at DESC, message_id DESC LIMIT ?",
+)
+GET_EVENT = statement(
+    "ingest.get_event",
+    f"SELECT {_EVENT_VIEW} FROM events WHERE tenant_id = ? AND message_id = ?"
+    " AND (CAST(? AS VARCHAR) IS NULL OR source_id = ?)",
+)
+COUNT_EVENTS = statement(
+    "ingest.count_events", "SELECT count(*) FROM events WHERE tenant_id = ?"
+)
+
+_DL_COLS = (
+    "id, source_id, received_at, message_id, event_type, event, code, reason, rule, disposition,"
+    " status, payload, resolved_at"
+)
+LIST_DEAD_LETTERS = statement(
+    "ingest.list_dead_letters",
+    f"SELECT {_DL_COLS} FROM dead_letters WHERE tenant_id = ?"
+    " AND (CAST(? AS VARCHAR) IS NULL OR source_id = ?)"
+    " AND (CAST(? AS VARCHAR) IS NULL OR status = ?)"
+    " AND (CAST(? AS VARCHAR) IS NULL OR code = ?)"
+    " AND (CAST(? AS VARCHAR) IS NULL OR id < ?)"
+    " ORDER BY id DESC LIMIT ?",
+)
+GET_DEAD_LETTERS = statement(
+    "ingest.get_dead_letters",
+    f"SELECT {_DL_COLS} FROM dead_letters WHERE tenant_id = ? AND list_contains(?, id)",
+)
+RESOLVE_DEAD_LETTER = statement(
+    "ingest.resolve_dead_letter",
+    "UPDATE dead_letters SET status = ?, resolved_at = ? WHERE tenant_id = ? AND id = ?",
+    requires=(Capability.ROW_UPDATES,),
+)
+UPDATE_DEAD_LETTER_PAYLOAD = statement(
+    "ingest.update_dead_letter_payload",
+    "UPDATE dead_letters SET payload = ? WHERE tenant_id = ? AND id = ? AND status = 'open'",
+    requires=(Capability.ROW_UPDATES,),
+)

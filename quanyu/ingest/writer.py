@@ -1,0 +1,229 @@
+"""Group commit: one thread writes every accepted message, many requests per commit.
+
+Request handlers hand the writer a :class:`Chunk` and wait on its future; the writer
+drains whatever chunks are queued, writes them in one transaction, commits, and only
+then resolves every future. A 200 therefore always means committed, and one commit
+(one WAL sync) serves many requests, which keeps the database off the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from quanyu.engine import Engine
+from quanyu.ids import new_id
+from quanyu.ingest import sql as q
+from quanyu.ingest.normalize import ROW_FIELDS, Normalized, Reject
+from quanyu.ingest.schema import EVENT_COLUMNS
+
+log = logging.getLogger("quanyu.ingest.writer")
+
+_TS = pa.timestamp("us")
+_TS_FIELDS = frozenset({"timestamp", "original_timestamp", "sent_at", "received_at"})
+EVENT_SCHEMA = pa.schema(
+    [pa.field(c, _TS if c in _TS_FIELDS else pa.string()) for c in EVENT_COLUMNS]
+)
+_DL_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("tenant_id", pa.string()),
+        ("source_id", pa.string()),
+        ("received_at", _TS),
+        ("message_id", pa.string()),
+        ("event_type", pa.string()),
+        ("event", pa.string()),
+        ("code", pa.string()),
+        ("reason", pa.string()),
+        ("rule", pa.string()),
+        ("disposition", pa.string()),
+        ("status", pa.string()),
+        ("payload", pa.string()),
+    ]
+)
+
+
+@dataclass
+class Chunk:
+    """What one request (or one import batch) asks the writer to store."""
+
+    tenant_id: str
+    source_id: str
+    brand_id: str | None
+    received_at: datetime
+    events: Normalized | pa.Table
+    dead: list[Reject] = field(default_factory=list)
+    future: Future[int] = field(default_factory=Future)
+
+    @property
+    def count(self) -> int:
+        return self.events.num_rows if isinstance(self.events, pa.Table) else self.events.count
+
+
+def dead_letter_table(chunks: list[Chunk]) -> pa.Table:
+    """The dead letters of ``chunks`` (rejected and flagged) as one Arrow table."""
+    rows: dict[str, list[Any]] = {name: [] for name in _DL_SCHEMA.names}
+    for c in chunks:
+        for r in c.dead:
+            rows["id"].append(new_id("dl"))
+            rows["tenant_id"].append(c.tenant_id)
+            rows["source_id"].append(c.source_id)
+            rows["received_at"].append(c.received_at)
+            rows["message_id"].append(r.message_id)
+            rows["event_type"].append(r.event_type)
+            rows["event"].append(r.event)
+            rows["code"].append(r.code)
+            rows["reason"].append(r.reason)
+            rows["rule"].append(r.rule)
+            rows["disposition"].append(r.disposition)
+            rows["status"].append("open" if r.disposition == "rejected" else "flagged")
+            rows["payload"].append(r.payload.decode("utf-8", errors="replace"))
+    return pa.table(rows, schema=_DL_SCHEMA)
+
+
+def _normalized_table(c: Chunk, norm: Normalized) -> pa.Table:
+    n = norm.count
+    received = pa.scalar(c.received_at, _TS)
+    arrays: dict[str, pa.Array] = {
+        "tenant_id": pa.array([c.tenant_id] * n, pa.string()),
+        "source_id": pa.array([c.source_id] * n, pa.string()),
+        "brand_id": pa.array([c.brand_id] * n, pa.string()),
+        "received_at": pa.array([received.value] * n, pa.int64()).cast(_TS),
+    }
+    for name in ROW_FIELDS:
+        values = norm.columns[name]
+        if name in _TS_FIELDS:
+            arrays[name] = pa.array(values, pa.int64()).cast(_TS)
+        else:
+            arrays[name] = pa.array(values, pa.string())
+    return pa.table([arrays[c] for c in EVENT_COLUMNS], schema=EVENT_SCHEMA)
+
+
+def events_table(chunks: list[Chunk]) -> pa.Table:
+    """The valid events of ``chunks`` as one Arrow table in the events table's layout."""
+    parts = [
+        c.events if isinstance(c.events, pa.Table) else _normalized_table(c, c.events)
+        for c in chunks
+        if c.count
+    ]
+    if not parts:
+        return EVENT_SCHEMA.empty_table()
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+
+def write_chunks(engine: Engine, chunks: list[Chunk]) -> dict[str, int]:
+    """Store ``chunks`` in one transaction; return new (non-duplicate) events per source."""
+    events = events_table(chunks)
+    dead = dead_letter_table(chunks)
+    with engine.connect() as db, db.transaction():
+        inserted: Counter[str] = Counter()
+        if events.num_rows:
+            db.register("staged_events", events)
+            try:
+                result = db.arrow(q.INSERT_EVENTS)
+            finally:
+                db.unregister("staged_events")
+            inserted.update(result.column(0).to_pylist())
+        if dead.num_rows:
+            db.with_table("staged_dead_letters", dead, q.INSERT_DEAD_LETTERS)
+        received: Counter[tuple[str, str]] = Counter()
+        for c in chunks:
+            received[(c.tenant_id, c.source_id)] += c.count
+        now = chunks[0].received_at if chunks else None
+        stats = pa.table(
+            {
+                "tenant_id": [t for t, _ in received],
+                "source_id": [s for _, s in received],
+                "committed_at": pa.array([now] * len(received), _TS),
+                "received": [received[k] for k in received],
+                "inserted": [inserted[s] for _, s in received],
+            }
+        )
+        db.with_table("staged_commit_stats", stats, q.INSERT_COMMIT_STATS)
+    return dict(inserted)
+
+
+class Writer:
+    """The single writer thread of a server process."""
+
+    def __init__(self, engine: Engine, *, max_events: int = 20_000, linger_ms: float = 2.0):
+        self._engine = engine
+        self._max_events = max_events
+        self._linger = linger_ms / 1000
+        self._queue: queue.SimpleQueue[Chunk | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="quanyu-writer", daemon=True)
+        self._pending = 0
+        self._lock = threading.Lock()
+        self.commits = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the writer thread runs."""
+        return self._thread.is_alive()
+
+    @property
+    def depth(self) -> int:
+        """Events queued and not yet committed."""
+        return self._pending
+
+    def submit(self, chunk: Chunk) -> Future[int]:
+        """Queue a chunk; its future resolves with the count stored once committed."""
+        with self._lock:
+            self._pending += chunk.count
+        self._queue.put(chunk)
+        return chunk.future
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Commit what is queued, then end the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _gather(self, first: Chunk) -> tuple[list[Chunk], bool]:
+        chunks, total, stopping = [first], first.count, False
+        deadline = time.monotonic() + self._linger
+        while total < self._max_events:
+            try:
+                wait = deadline - time.monotonic()
+                item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                stopping = True
+                break
+            chunks.append(item)
+            total += item.count
+        return chunks, stopping
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            chunks, stopping = self._gather(first)
+            try:
+                inserted = write_chunks(self._engine, chunks)
+            except Exception as e:  # noqa: BLE001 - every waiter must hear of the failure
+                log.exception("group commit of %d chunks failed", len(chunks))
+                for c in chunks:
+                    c.future.set_exception(e)
+            else:
+                self.commits += 1
+                for c in chunks:
+                    c.future.set_result(inserted.get(c.source_id, 0))
+            finally:
+                with self._lock:
+                    self._pending -= sum(c.count for c in chunks)
+            if stopping:
+                return

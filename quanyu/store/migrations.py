@@ -1,0 +1,29 @@
+"""Versioned schema migrations, owned by each capability and applied at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of one capability's schema, identified by ``(capability, version)``."""
+
+    capability: str
+    version: int
+    sql: str
+
+
+def collect() -> list[Migration]:
+    """Every capability's migrations, in the order they must run."""
+    from quanyu.ingest import schema as ingest_schema
+    from quanyu.tenancy import schema as tenancy_schema
+
+    migrations = [*tenancy_schema.MIGRATIONS, *ingest_schema.MIGRATIONS]
+    seen: set[tuple[str, int]] = set()
+    for m in migrations:
+        key = (m.capability, m.version)
+        if key in seen:
+            raise ValueError(f"migration {m.capability} v{m.version} is declared twice")
+        seen.add(key)
+    return migrations

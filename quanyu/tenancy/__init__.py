@@ -1,0 +1,1 @@
+"""ISVs, tenants (brand groups), brands, sources, API keys and scopes, audit log."""
