@@ -18,7 +18,8 @@ from quanyu.config import get_settings
 from quanyu.errors import NotFound, QuanyuError
 
 app = typer.Typer(
-    help="Quanyu: omnichannel customer data platform.", no_args_is_help=True,
+    help="Quanyu: omnichannel customer data platform.",
+    no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 isvs = typer.Typer(help="ISVs (service providers).", no_args_is_help=True)
@@ -29,9 +30,16 @@ keys = typer.Typer(help="Secret keys for the management API.", no_args_is_help=T
 events = typer.Typer(help="Stored events.", no_args_is_help=True)
 dead = typer.Typer(help="Dead letters: rejected messages and their reasons.", no_args_is_help=True)
 import_app = typer.Typer(help="Bulk import from CSV, JSON Lines or Parquet.", no_args_is_help=True)
-for sub, name in ((isvs, "isvs"), (tenants, "tenants"), (brands, "brands"), (sources, "sources"),
-                  (keys, "keys"), (events, "events"), (dead, "dead-letters"),
-                  (import_app, "import")):
+for sub, name in (
+    (isvs, "isvs"),
+    (tenants, "tenants"),
+    (brands, "brands"),
+    (sources, "sources"),
+    (keys, "keys"),
+    (events, "events"),
+    (dead, "dead-letters"),
+    (import_app, "import"),
+):
     app.add_typer(sub, name=name)
 
 out = Console()
@@ -39,8 +47,12 @@ err = Console(stderr=True)
 
 TenantOpt = Annotated[
     str | None,
-    typer.Option("--tenant", "-t", envvar="QUANYU_TENANT",
-                 help="Tenant id (default: the only tenant, if there is one)."),
+    typer.Option(
+        "--tenant",
+        "-t",
+        envvar="QUANYU_TENANT",
+        help="Tenant id (default: the only tenant, if there is one).",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -105,8 +117,12 @@ def serve(
         )
     configure_logging(settings.log_level)
     uvicorn.run(
-        create_app(settings, announce=True), host=settings.host, port=settings.port,
-        log_config=None, access_log=False, timeout_graceful_shutdown=10,
+        create_app(settings, announce=True),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
     )
 
 
@@ -137,8 +153,11 @@ def isvs_create_key(
     """Create a secret key for an ISV (shown once)."""
     with client() as c:
         body = {"name": name, "scopes": scope or ["admin"]}
-        show(c.post(f"/v1/isvs/{isv}/keys", body), ["id", "name", "scopes", "secret"],
-             as_json=as_json)
+        show(
+            c.post(f"/v1/isvs/{isv}/keys", body),
+            ["id", "name", "scopes", "secret"],
+            as_json=as_json,
+        )
 
 
 @tenants.command("create")
@@ -149,8 +168,11 @@ def tenants_create(
 ) -> None:
     """Create a tenant (brand group)."""
     with client() as c:
-        show(c.post("/v1/tenants", {"name": name, "isv_id": isv}),
-             ["id", "name", "isv_id", "created_at"], as_json=as_json)
+        show(
+            c.post("/v1/tenants", {"name": name, "isv_id": isv}),
+            ["id", "name", "isv_id", "created_at"],
+            as_json=as_json,
+        )
 
 
 @tenants.command("list")
@@ -165,8 +187,11 @@ def brands_create(name: str, tenant: TenantOpt = None, as_json: JsonOpt = False)
     """Add a brand to a tenant."""
     with client() as c:
         t = resolve_tenant(c, tenant)
-        show(c.post(f"/v1/tenants/{t}/brands", {"name": name}), ["id", "name", "created_at"],
-             as_json=as_json)
+        show(
+            c.post(f"/v1/tenants/{t}/brands", {"name": name}),
+            ["id", "name", "created_at"],
+            as_json=as_json,
+        )
 
 
 @brands.command("list")
@@ -180,8 +205,9 @@ def brands_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
 @sources.command("create")
 def sources_create(
     name: str,
-    kind: Annotated[str, typer.Option(help="mini_program, official_account, tmall, pos, qr, web…")]
-    = "server",
+    kind: Annotated[
+        str, typer.Option(help="mini_program, official_account, tmall, pos, qr, web…")
+    ] = "server",
     brand: Annotated[str | None, typer.Option(help="Brand id the source belongs to.")] = None,
     rate_limit: Annotated[int | None, typer.Option(help="Events per second.")] = None,
     tenant: TenantOpt = None,
@@ -191,8 +217,11 @@ def sources_create(
     with client() as c:
         t = resolve_tenant(c, tenant)
         body = {"name": name, "kind": kind, "brand_id": brand, "rate_limit": rate_limit}
-        show(c.post(f"/v1/tenants/{t}/sources", body), ["id", "name", "kind", "write_key"],
-             as_json=as_json)
+        show(
+            c.post(f"/v1/tenants/{t}/sources", body),
+            ["id", "name", "kind", "write_key"],
+            as_json=as_json,
+        )
 
 
 @sources.command("list")
@@ -200,8 +229,11 @@ def sources_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     """List a tenant's sources."""
     with client() as c:
         t = resolve_tenant(c, tenant)
-        show(c.get(f"/v1/tenants/{t}/sources"),
-             ["id", "name", "kind", "brand_id", "rate_limit"], as_json=as_json)
+        show(
+            c.get(f"/v1/tenants/{t}/sources"),
+            ["id", "name", "kind", "brand_id", "rate_limit"],
+            as_json=as_json,
+        )
 
 
 @sources.command("rotate-key")
@@ -209,8 +241,11 @@ def sources_rotate_key(source: str, tenant: TenantOpt = None, as_json: JsonOpt =
     """Add a new write key to a source (revoke the old one with 'keys revoke')."""
     with client() as c:
         t = resolve_tenant(c, tenant)
-        show(c.post(f"/v1/tenants/{t}/sources/{source}/write-keys"),
-             ["id", "source_id", "secret"], as_json=as_json)
+        show(
+            c.post(f"/v1/tenants/{t}/sources/{source}/write-keys"),
+            ["id", "source_id", "secret"],
+            as_json=as_json,
+        )
 
 
 @keys.command("create")
@@ -237,8 +272,11 @@ def keys_list(
     """List keys (never their secrets)."""
     with client() as c:
         path = "/v1/keys" if platform else f"/v1/tenants/{resolve_tenant(c, tenant)}/keys"
-        show(c.get(path), ["id", "kind", "name", "prefix", "scopes", "source_id", "revoked_at",
-                           "last_used_at"], as_json=as_json)
+        show(
+            c.get(path),
+            ["id", "kind", "name", "prefix", "scopes", "source_id", "revoked_at", "last_used_at"],
+            as_json=as_json,
+        )
 
 
 @keys.command("revoke")
@@ -249,8 +287,10 @@ def keys_revoke(
 ) -> None:
     """Revoke a key at once."""
     with client() as c:
-        path = f"/v1/keys/{key_id}" if platform else (
-            f"/v1/tenants/{resolve_tenant(c, tenant)}/keys/{key_id}"
+        path = (
+            f"/v1/keys/{key_id}"
+            if platform
+            else (f"/v1/tenants/{resolve_tenant(c, tenant)}/keys/{key_id}")
         )
         show(c.delete(path), ["id", "name", "revoked_at"])
 
@@ -264,8 +304,11 @@ def audit(
     """Show the audit log of administrative changes, newest first."""
     with client() as c:
         t = resolve_tenant(c, tenant)
-        show(c.get(f"/v1/tenants/{t}/audit", limit=limit),
-             ["occurred_at", "actor", "action", "target_type", "target_id"], as_json=as_json)
+        show(
+            c.get(f"/v1/tenants/{t}/audit", limit=limit),
+            ["occurred_at", "actor", "action", "target_type", "target_id"],
+            as_json=as_json,
+        )
 
 
 # --- events and dead letters ------------------------------------------------------------
@@ -283,10 +326,12 @@ def events_list(
     """Show stored events, newest first."""
     with client() as c:
         t = resolve_tenant(c, tenant)
-        page = c.get(f"/v1/tenants/{t}/events", source=source, user=user, event=event,
-                     limit=limit)
-        show(page["items"], ["received_at", "type", "event", "user_id", "anonymous_id",
-                             "message_id", "source_id"], as_json=as_json)
+        page = c.get(f"/v1/tenants/{t}/events", source=source, user=user, event=event, limit=limit)
+        show(
+            page["items"],
+            ["received_at", "type", "event", "user_id", "anonymous_id", "message_id", "source_id"],
+            as_json=as_json,
+        )
 
 
 @dead.command("list")
@@ -300,8 +345,11 @@ def dead_list(
     with client() as c:
         t = resolve_tenant(c, tenant)
         page = c.get(f"/v1/tenants/{t}/dead-letters", status=status, limit=limit)
-        show(page["items"], ["id", "received_at", "source_id", "code", "reason", "status"],
-             as_json=as_json)
+        show(
+            page["items"],
+            ["id", "received_at", "source_id", "code", "reason", "status"],
+            as_json=as_json,
+        )
 
 
 @dead.command("replay")
@@ -313,8 +361,9 @@ def dead_replay(ids: list[str], tenant: TenantOpt = None, as_json: JsonOpt = Fal
         if as_json:
             show(result, [], as_json=True)
             return
-        out.print(f"replayed {len(result['replayed'])}, still rejected "
-                  f"{len(result['still_rejected'])}")
+        out.print(
+            f"replayed {len(result['replayed'])}, still rejected {len(result['still_rejected'])}"
+        )
         for r in result["still_rejected"]:
             out.print(f"  {r['id']}: {r['message']}")
 

@@ -19,8 +19,15 @@ from quanyu.store import running_server
 
 _BY_CODE: dict[str, type[errors.QuanyuError]] = {}
 for _cls in (
-    errors.InvalidRequest, errors.PayloadTooLarge, errors.ValidationFailed, errors.Unauthorized,
-    errors.Forbidden, errors.NotFound, errors.Conflict, errors.Unavailable, errors.StoreLocked,
+    errors.InvalidRequest,
+    errors.PayloadTooLarge,
+    errors.ValidationFailed,
+    errors.Unauthorized,
+    errors.Forbidden,
+    errors.NotFound,
+    errors.Conflict,
+    errors.Unavailable,
+    errors.StoreLocked,
 ):
     _BY_CODE[_cls.code] = _cls
 
@@ -37,7 +44,9 @@ class Client:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as e:
-            raise errors.Unavailable(f"Cannot reach the Quanyu server at {self.remote}: {e}.") from e
+            raise errors.Unavailable(
+                f"Cannot reach the Quanyu server at {self.remote}: {e}."
+            ) from e
         if response.status_code >= 400:
             try:
                 body = response.json()

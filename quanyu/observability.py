@@ -14,20 +14,28 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 EVENTS_ACCEPTED = Counter(
-    "quanyu_events_accepted_total", "Events accepted (committed) by source.", ["source"],
+    "quanyu_events_accepted_total",
+    "Events accepted (committed) by source.",
+    ["source"],
     registry=REGISTRY,
 )
 EVENTS_REJECTED = Counter(
-    "quanyu_events_rejected_total", "Events rejected, by source and reason code.",
-    ["source", "reason"], registry=REGISTRY,
+    "quanyu_events_rejected_total",
+    "Events rejected, by source and reason code.",
+    ["source", "reason"],
+    registry=REGISTRY,
 )
 EVENTS_FLAGGED = Counter(
-    "quanyu_events_flagged_total", "Events accepted with a tracking-plan violation.",
-    ["source", "reason"], registry=REGISTRY,
+    "quanyu_events_flagged_total",
+    "Events accepted with a tracking-plan violation.",
+    ["source", "reason"],
+    registry=REGISTRY,
 )
 REQUEST_LATENCY = Histogram(
-    "quanyu_request_duration_seconds", "HTTP request latency by route and status.",
-    ["method", "route", "status"], registry=REGISTRY,
+    "quanyu_request_duration_seconds",
+    "HTTP request latency by route and status.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 QUEUE_DEPTH = Gauge(

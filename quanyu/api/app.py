@@ -45,8 +45,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = open_store(settings)
-        writer = Writer(engine, max_events=settings.max_commit_events,
-                        linger_ms=settings.commit_interval_ms)
+        writer = Writer(
+            engine, max_events=settings.max_commit_events, linger_ms=settings.commit_interval_ms
+        )
         writer.start()
         ingestor = Ingestor(engine, writer, default_rate_limit=settings.default_rate_limit)
         app.state.engine = engine
@@ -56,8 +57,15 @@ def create_app(
             app.state.local_token = local_token or secrets.token_urlsafe(32)
             fd = os.open(settings.server_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
-                json.dump({"pid": os.getpid(), "url": settings.base_url, "version": __version__,
-                           "token": app.state.local_token}, f)
+                json.dump(
+                    {
+                        "pid": os.getpid(),
+                        "url": settings.base_url,
+                        "version": __version__,
+                        "token": app.state.local_token,
+                    },
+                    f,
+                )
         housekeeping = asyncio.create_task(_housekeeping(ingestor))
         try:
             yield
@@ -70,13 +78,20 @@ def create_app(
             engine.close()
 
     app = FastAPI(
-        title="Quanyu", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-        docs_url="/docs", redoc_url="/redoc",
+        title="Quanyu",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url="/redoc",
     )
     errors.install(app)
     app.add_middleware(
-        CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
-        allow_headers=["*"], expose_headers=["Retry-After", "X-RateLimit-Reset", "X-Request-ID"],
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["Retry-After", "X-RateLimit-Reset", "X-Request-ID"],
     )
     app.add_middleware(RequestContext)
     for module in (tracking, tenancy, events, ops):

@@ -18,12 +18,12 @@ from quanyu.tenancy.models import Principal
 _bearer = HTTPBearer(auto_error=False, description="A secret key: Authorization: Bearer sk_...")
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_ingestor(request: Request) -> Ingestor:
+async def get_ingestor(request: Request) -> Ingestor:
     ingestor: Ingestor = request.app.state.ingestor
     return ingestor
 

@@ -36,8 +36,16 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> EventPage:
     """Stored events, newest received first."""
-    return service.list_events(db, tenant=tenant_id, source=source, user=user, type=type,
-                               event=event, cursor=cursor, limit=limit)
+    return service.list_events(
+        db,
+        tenant=tenant_id,
+        source=source,
+        user=user,
+        type=type,
+        event=event,
+        cursor=cursor,
+        limit=limit,
+    )
 
 
 @router.get("/v1/tenants/{tenant_id}/events/{message_id}")
@@ -57,12 +65,15 @@ def list_dead_letters(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> DeadLetterPage:
     """Messages that were rejected (or flagged) with the reason and the raw payload."""
-    return service.list_dead_letters(db, tenant=tenant_id, source=source, status=status,
-                                     code=code, cursor=cursor, limit=limit)
+    return service.list_dead_letters(
+        db, tenant=tenant_id, source=source, status=status, code=code, cursor=cursor, limit=limit
+    )
 
 
 @router.put("/v1/tenants/{tenant_id}/dead-letters/{letter_id}")
-def fix_dead_letter(tenant_id: IngestWrite, letter_id: str, body: PayloadFix, db: DbDep) -> DeadLetter:
+def fix_dead_letter(
+    tenant_id: IngestWrite, letter_id: str, body: PayloadFix, db: DbDep
+) -> DeadLetter:
     """Replace an open dead letter's payload with a corrected message."""
     return service.fix_dead_letter(db, tenant=tenant_id, id=letter_id, payload=body.payload)
 

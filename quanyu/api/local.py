@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import warnings
 
 import httpx
 

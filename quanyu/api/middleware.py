@@ -50,8 +50,17 @@ class RequestContext:
             REQUEST_LATENCY.labels(scope["method"], path, str(status)).observe(elapsed)
             if status >= 400 or log.isEnabledFor(logging.DEBUG):
                 log.info(
-                    "%s %s %s", scope["method"], scope["path"], status,
-                    extra={"fields": {"status": status, "ms": round(elapsed * 1000, 2),
-                                      "path": scope["path"], "method": scope["method"]}},
+                    "%s %s %s",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={
+                        "fields": {
+                            "status": status,
+                            "ms": round(elapsed * 1000, 2),
+                            "path": scope["path"],
+                            "method": scope["method"],
+                        }
+                    },
                 )
             request_id.reset(token)

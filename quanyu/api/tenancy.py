@@ -57,7 +57,9 @@ def list_isvs(db: DbDep, principal: TenancyRead) -> list[Isv]:
 
 
 @router.post("/v1/isvs/{isv_id}/keys", status_code=201)
-def create_isv_key(isv_id: str, body: KeyCreate, db: DbDep, principal: TenancyWrite) -> ApiKeyCreated:
+def create_isv_key(
+    isv_id: str, body: KeyCreate, db: DbDep, principal: TenancyWrite
+) -> ApiKeyCreated:
     """A secret key for an ISV: it manages the tenants it delivers for (platform keys only)."""
     _platform_only(principal, "create ISV keys")
     service.get_isv(db, isv=isv_id)
@@ -168,7 +170,9 @@ def list_keys(db: DbDep, principal: TenancyRead) -> list[ApiKey]:
 def revoke_key(key_id: str, db: DbDep, principal: TenancyWrite, ingestor: IngestorDep) -> ApiKey:
     """Revoke a platform or ISV key (a tenant's keys: use the tenant path)."""
     key = service.get_key(db, key_id=key_id)
-    if key.tenant_id is not None or (principal.level != "platform" and key.isv_id != principal.isv_id):
+    if key.tenant_id is not None or (
+        principal.level != "platform" and key.isv_id != principal.isv_id
+    ):
         raise Forbidden(f"Key {key_id} is not yours to revoke here.")
     revoked = service.revoke_key(db, key_id=key_id, actor=principal.actor)
     ingestor.forget_keys()

@@ -36,7 +36,7 @@ _BODY_DOC: dict[str, Any] = {
             "application/json": {"schema": {"type": "object"}},
             "text/plain": {"schema": {"type": "string"}},
         },
-        "description": "A Segment message (or {\"batch\": [...]}) as JSON, whatever the"
+        "description": 'A Segment message (or {"batch": [...]}) as JSON, whatever the'
         " Content-Type; gzip bodies with Content-Encoding: gzip.",
     }
 }
@@ -151,8 +151,14 @@ def _single_route(kind: str, *paths: str) -> None:
     )
     for i, path in enumerate(paths):
         router.add_api_route(
-            path, handler, methods=["POST"], response_model=Accepted, name=f"{kind}_{i}",
-            openapi_extra=_BODY_DOC, responses=_RESPONSES, include_in_schema=i == 0,
+            path,
+            handler,
+            methods=["POST"],
+            response_model=Accepted,
+            name=f"{kind}_{i}",
+            openapi_extra=_BODY_DOC,
+            responses=_RESPONSES,
+            include_in_schema=i == 0,
             summary=f"{kind.capitalize()}" if i == 0 else None,
         )
 

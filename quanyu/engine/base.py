@@ -77,10 +77,10 @@ class Session(abc.ABC):
     def with_table(self, name: str, table: pa.Table, stmt: Statement, params: Params = None) -> int:
         """Run ``stmt`` with ``table`` visible as ``name``; return the affected row count."""
         self.register(name, table)
-        try:
-            rows = self.execute(stmt, params)
-        finally:
-            self.unregister(name)
+        # On failure the name stays registered: unregistering inside an aborted
+        # transaction would fail and hide the real error; closing the session drops it.
+        rows = self.execute(stmt, params)
+        self.unregister(name)
         return int(rows[0][0]) if rows and rows[0] else 0
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Capability(str, Enum):
+class Capability(StrEnum):
     """A feature some engines have and others must emulate.
 
     Domain code declares the capabilities a statement needs (see

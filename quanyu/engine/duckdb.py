@@ -25,8 +25,8 @@ class DuckDBSession(Session):
 
     def arrow(self, stmt: Statement, params: Params = None) -> pa.Table:
         self._engine.check(stmt)
-        result = self._con.execute(stmt.sql, params)
-        return result.to_arrow_table()
+        relation = self._con.sql(stmt.sql, params=params)
+        return relation.to_arrow_table() if relation is not None else pa.table({})
 
     def register(self, name: str, table: pa.Table) -> None:
         self._con.register(name, table)

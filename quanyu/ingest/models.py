@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -46,7 +46,7 @@ class EventPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page.")
 
 
-class DeadLetterStatus(str, Enum):
+class DeadLetterStatus(StrEnum):
     open = "open"
     flagged = "flagged"
     replayed = "replayed"

@@ -9,6 +9,7 @@ the dead-letter store.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -41,8 +42,18 @@ class Message(msgspec.Struct):
     sentAt: datetime | None = None
     properties: msgspec.Raw = msgspec.Raw(b"null")  # msgspec allows Raw in no union
     traits: dict[str, Any] | None = None
-    context: dict[str, Any] | None = None
+    context: msgspec.Raw = msgspec.Raw(b"null")
     integrations: dict[str, Any] | None = None
+
+
+class ContextView(msgspec.Struct):
+    """The parts of ``context`` normalisation reads; the rest stays raw bytes, unparsed."""
+
+    ip: Any = None
+    traits: Any = None
+    externalIds: Any = None
+    device: Any = None
+    app: Any = None
 
 
 class Envelope(msgspec.Struct):
@@ -64,6 +75,8 @@ class KeyOnly(msgspec.Struct):
 _message_decoder = msgspec.json.Decoder(Message)
 _envelope_decoder = msgspec.json.Decoder(Envelope)
 _key_decoder = msgspec.json.Decoder(KeyOnly)
+_context_decoder = msgspec.json.Decoder(ContextView)
+_dict_decoder = msgspec.json.Decoder(dict[str, Any])
 _encode = msgspec.json.Encoder().encode
 
 
@@ -264,12 +277,14 @@ def extract_identifiers(
     for bag in (traits, context.get("traits")):
         if not isinstance(bag, dict):
             continue
-        bag_app = _first(bag, _APP_KEYS) or app_id
-        bag_brand = _first(bag, _BRAND_KEYS) or brand
-        for key, kind in _ID_KEYS.items():
-            if key in bag:
-                scope = bag_app if kind == "openid" else bag_brand if kind == "member_id" else None
-                add(kind, bag[key], scope)
+        for key, value in bag.items():
+            kind = _ID_KEYS.get(key)
+            if kind == "openid":
+                add(kind, value, _first(bag, _APP_KEYS) or app_id)
+            elif kind == "member_id":
+                add(kind, value, _first(bag, _BRAND_KEYS) or brand)
+            elif kind is not None:
+                add(kind, value, None)
     external = context.get("externalIds")
     if isinstance(external, list):
         for item in external:
@@ -296,7 +311,10 @@ def _missing(kind: str, msg: Message) -> tuple[str, str] | None:
             return "missing_field", "An alias call needs both previousId and userId."
         return None
     if _str(msg.userId) is None and _str(msg.anonymousId) is None:
-        return "missing_identity", f"A {kind} call needs a userId or an anonymousId; it had neither."
+        return (
+            "missing_identity",
+            f"A {kind} call needs a userId or an anonymousId; it had neither.",
+        )
     if kind == "track" and not msg.event:
         return "missing_field", "A track call needs a non-empty 'event' name."
     if kind == "group" and _str(msg.groupId) is None:
@@ -305,7 +323,7 @@ def _missing(kind: str, msg: Message) -> tuple[str, str] | None:
 
 
 def normalize(
-    items: list[bytes],
+    items: Sequence[bytes | msgspec.Raw],
     *,
     received_at: datetime,
     path_type: str | None = None,
@@ -331,31 +349,47 @@ def normalize(
         raw_bytes = bytes(raw)
         if len(raw_bytes) > MAX_MESSAGE_BYTES:
             out.rejects.append(
-                Reject(index, None, None, None, "message_too_large",
-                       f"The message is {len(raw_bytes)} bytes; the limit is {MAX_MESSAGE_BYTES}:"
-                       " trim its properties or traits.", raw_bytes)
+                Reject(
+                    index,
+                    None,
+                    None,
+                    None,
+                    "message_too_large",
+                    f"The message is {len(raw_bytes)} bytes; the limit is {MAX_MESSAGE_BYTES}:"
+                    " trim its properties or traits.",
+                    raw_bytes,
+                )
             )
             continue
         try:
             msg = _message_decoder.decode(raw_bytes)
         except msgspec.ValidationError as e:
             out.rejects.append(
-                Reject(index, None, None, None, "invalid_field", f"Invalid message: {e}.", raw_bytes)
+                Reject(
+                    index, None, None, None, "invalid_field", f"Invalid message: {e}.", raw_bytes
+                )
             )
             continue
         except msgspec.DecodeError as e:
             out.rejects.append(
-                Reject(index, None, None, None, "invalid_json", f"Not a JSON message: {e}.",
-                       raw_bytes)
+                Reject(
+                    index, None, None, None, "invalid_json", f"Not a JSON message: {e}.", raw_bytes
+                )
             )
             continue
         kind = path_type or msg.type
         message_id = msg.messageId or None
         if kind not in TYPES:
             out.rejects.append(
-                Reject(index, message_id, msg.type, msg.event, "unknown_type",
-                       f"Unknown message type {msg.type!r}: use one of {', '.join(sorted(TYPES))}.",
-                       raw_bytes)
+                Reject(
+                    index,
+                    message_id,
+                    msg.type,
+                    msg.event,
+                    "unknown_type",
+                    f"Unknown message type {msg.type!r}: use one of {', '.join(sorted(TYPES))}.",
+                    raw_bytes,
+                )
             )
             continue
         broken = _missing(kind, msg)
@@ -369,8 +403,15 @@ def normalize(
             props = None
         elif props is not None and props.lstrip()[:1] != b"{":
             out.rejects.append(
-                Reject(index, message_id, kind, msg.event, "invalid_field",
-                       "Invalid message: 'properties' must be a JSON object.", raw_bytes)
+                Reject(
+                    index,
+                    message_id,
+                    kind,
+                    msg.event,
+                    "invalid_field",
+                    "Invalid message: 'properties' must be a JSON object.",
+                    raw_bytes,
+                )
             )
             continue
         if plan is not None:
@@ -378,8 +419,13 @@ def normalize(
             if verdict.violations:
                 first = verdict.violations[0]
                 note = Reject(
-                    index, message_id, kind, msg.event, first.code,
-                    "; ".join(v.message for v in verdict.violations), raw_bytes,
+                    index,
+                    message_id,
+                    kind,
+                    msg.event,
+                    first.code,
+                    "; ".join(v.message for v in verdict.violations),
+                    raw_bytes,
                     rule=", ".join(v.rule for v in verdict.violations),
                     disposition="rejected" if verdict.block else "flagged",
                 )
@@ -389,11 +435,36 @@ def normalize(
                 out.flagged.append(note)
             if verdict.properties is not None:
                 props = verdict.properties
-        context: dict[str, Any] = dict(batch_context) if batch_context else {}
-        if msg.context:
-            context.update(msg.context)
-        if ip and "ip" not in context:
-            context["ip"] = ip
+        raw_context = bytes(msg.context)
+        if raw_context == b"null":
+            raw_context = b"{}"
+        try:
+            view = _context_decoder.decode(raw_context)
+        except msgspec.DecodeError as e:
+            out.rejects.append(
+                Reject(
+                    index,
+                    message_id,
+                    kind,
+                    msg.event,
+                    "invalid_field",
+                    f"Invalid message: 'context' must be a JSON object ({e}).",
+                    raw_bytes,
+                )
+            )
+            continue
+        if batch_context:
+            merged = {**batch_context, **_dict_decoder.decode(raw_context)}
+            if ip and "ip" not in merged:
+                merged["ip"] = ip
+            context_text = _encode(merged).decode()
+        elif ip and view.ip is None:
+            # splice the ip in rather than decode and re-encode the whole context
+            inner = raw_context.strip()[1:]
+            sep = b"," if inner.strip() != b"}" else b""
+            context_text = (b'{"ip":' + _encode(ip) + sep + inner).decode()
+        else:
+            context_text = raw_context.decode()
         integrations = msg.integrations
         if batch_integrations:
             integrations = {**batch_integrations, **(integrations or {})}
@@ -407,7 +478,16 @@ def normalize(
             ts = orig_us
         else:
             ts = received - (sent_us - orig_us)
-        identifiers = extract_identifiers(msg.traits, context, brand)
+        identifiers = extract_identifiers(
+            msg.traits,
+            {
+                "traits": view.traits,
+                "externalIds": view.externalIds,
+                "device": view.device,
+                "app": view.app,
+            },
+            brand,
+        )
         cols["message_id"].append(message_id or f"qy-{uuid.uuid4()}")
         cols["type"].append(kind)
         cols["event"].append(msg.event if kind == "track" else None)
@@ -421,7 +501,7 @@ def normalize(
         cols["sent_at"].append(sent_us)
         cols["properties"].append(props.decode() if props is not None else None)
         cols["traits"].append(_encode(msg.traits).decode() if msg.traits is not None else None)
-        cols["context"].append(_encode(context).decode())
+        cols["context"].append(context_text)
         cols["integrations"].append(
             _encode(integrations).decode() if integrations is not None else None
         )

@@ -6,6 +6,7 @@ import asyncio
 import math
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -147,7 +148,7 @@ class Ingestor:
     async def accept(
         self,
         auth: WriteKeyAuth,
-        items: list[bytes],
+        items: Sequence[bytes | msgspec.Raw],
         *,
         received_at: datetime,
         path_type: str | None = None,
@@ -228,10 +229,24 @@ def _json(v: str | None) -> Any:
 
 def _event(r: tuple[Any, ...]) -> Event:
     return Event(
-        message_id=r[0], type=r[1], event=r[2], name=r[3], user_id=r[4], anonymous_id=r[5],
-        group_id=r[6], previous_id=r[7], timestamp=r[8], original_timestamp=r[9], sent_at=r[10],
-        received_at=r[11], source_id=r[12], brand_id=r[13], properties=_json(r[14]),
-        traits=_json(r[15]), context=_json(r[16]), integrations=_json(r[17]),
+        message_id=r[0],
+        type=r[1],
+        event=r[2],
+        name=r[3],
+        user_id=r[4],
+        anonymous_id=r[5],
+        group_id=r[6],
+        previous_id=r[7],
+        timestamp=r[8],
+        original_timestamp=r[9],
+        sent_at=r[10],
+        received_at=r[11],
+        source_id=r[12],
+        brand_id=r[13],
+        properties=_json(r[14]),
+        traits=_json(r[15]),
+        context=_json(r[16]),
+        integrations=_json(r[17]),
         identifiers=_json(r[18]),
     )
 
@@ -258,8 +273,23 @@ def list_events(
             raise NotFound(f"Cursor {cursor!r} is not one this API gave out.") from e
     rows = db.execute(
         q.LIST_EVENTS,
-        [tenant, source, source, user, user, user, type, type, event, event, at, at, at, after_id,
-         limit + 1],
+        [
+            tenant,
+            source,
+            source,
+            user,
+            user,
+            user,
+            type,
+            type,
+            event,
+            event,
+            at,
+            at,
+            at,
+            after_id,
+            limit + 1,
+        ],
     )
     items = [_event(r) for r in rows[:limit]]
     more = len(rows) > limit
@@ -293,8 +323,18 @@ def _payload(text: str) -> Any:
 
 def _dead_letter(r: tuple[Any, ...]) -> DeadLetter:
     return DeadLetter(
-        id=r[0], source_id=r[1], received_at=r[2], message_id=r[3], event_type=r[4], event=r[5],
-        code=r[6], reason=r[7], rule=r[8], disposition=r[9], status=r[10], payload=_payload(r[11]),
+        id=r[0],
+        source_id=r[1],
+        received_at=r[2],
+        message_id=r[3],
+        event_type=r[4],
+        event=r[5],
+        code=r[6],
+        reason=r[7],
+        rule=r[8],
+        disposition=r[9],
+        status=r[10],
+        payload=_payload(r[11]),
         resolved_at=r[12],
     )
 
@@ -345,9 +385,7 @@ def discard_dead_letter(db: Session, *, tenant: str, id: str) -> DeadLetter:
     return letter
 
 
-async def replay_dead_letters(
-    ingestor: Ingestor, *, tenant: str, ids: list[str]
-) -> ReplayResult:
+async def replay_dead_letters(ingestor: Ingestor, *, tenant: str, ids: list[str]) -> ReplayResult:
     """Run open dead letters through ingest again, with the source's current plan.
 
     Idempotent: a message without its own messageId replays under the dead letter's id,
@@ -364,8 +402,13 @@ async def replay_dead_letters(
     for source_id, group in by_source.items():
         with ingestor.engine.connect() as db:
             src = tenancy.get_source(db, tenant=tenant, source=source_id)
-        auth = WriteKeyAuth(key_id="replay", tenant_id=tenant, source_id=source_id,
-                            brand_id=src.brand_id, rate_limit=None)
+        auth = WriteKeyAuth(
+            key_id="replay",
+            tenant_id=tenant,
+            source_id=source_id,
+            brand_id=src.brand_id,
+            rate_limit=None,
+        )
         items = []
         for d in group:
             payload = d.payload if isinstance(d.payload, dict) else None
@@ -373,8 +416,9 @@ async def replay_dead_letters(
                 payload = {**payload, "messageId": payload.get("messageId") or d.id}
                 payload.setdefault("type", d.event_type)
             items.append(msgspec.json.encode(payload) if payload is not None else b"null")
-        norm = normalize(items, received_at=datetime.now(UTC), brand=src.brand_id,
-                         plan=ingestor.plan_for(auth))
+        norm = normalize(
+            items, received_at=datetime.now(UTC), brand=src.brand_id, plan=ingestor.plan_for(auth)
+        )
         failed = {r.index: r for r in norm.rejects}
         norm.rejects = []  # the letters themselves stay the record of a failure
         norm.flagged = []

@@ -48,9 +48,7 @@ GET_EVENT = statement(
     f"SELECT {_EVENT_VIEW} FROM events WHERE tenant_id = ? AND message_id = ?"
     " AND (CAST(? AS VARCHAR) IS NULL OR source_id = ?)",
 )
-COUNT_EVENTS = statement(
-    "ingest.count_events", "SELECT count(*) FROM events WHERE tenant_id = ?"
-)
+COUNT_EVENTS = statement("ingest.count_events", "SELECT count(*) FROM events WHERE tenant_id = ?")
 
 _DL_COLS = (
     "id, source_id, received_at, message_id, event_type, event, code, reason, rule, disposition,"

@@ -128,10 +128,8 @@ def write_chunks(engine: Engine, chunks: list[Chunk]) -> dict[str, int]:
         inserted: Counter[str] = Counter()
         if events.num_rows:
             db.register("staged_events", events)
-            try:
-                result = db.arrow(q.INSERT_EVENTS)
-            finally:
-                db.unregister("staged_events")
+            result = db.arrow(q.INSERT_EVENTS)
+            db.unregister("staged_events")
             inserted.update(result.column(0).to_pylist())
         if dead.num_rows:
             db.with_table("staged_dead_letters", dead, q.INSERT_DEAD_LETTERS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -37,7 +37,7 @@ def check_scope(scope: str) -> str:
     return scope
 
 
-class SourceKind(str, Enum):
+class SourceKind(StrEnum):
     """The touchpoint a source stands for."""
 
     mini_program = "mini_program"

@@ -81,8 +81,15 @@ def create_isv(db: Session, body: IsvCreate, *, actor: str) -> Isv:
             raise Conflict(f"An ISV named {body.name!r} exists already; choose another name.")
         isv = Isv(id=new_id("isv"), name=body.name, created_at=utcnow())
         db.execute(q.INSERT_ISV, [isv.id, isv.name, isv.created_at])
-        audit(db, actor=actor, action="isv.create", target=isv, target_type="isv",
-              target_id=isv.id, isv=isv.id)
+        audit(
+            db,
+            actor=actor,
+            action="isv.create",
+            target=isv,
+            target_type="isv",
+            target_id=isv.id,
+            isv=isv.id,
+        )
     return isv
 
 
@@ -110,8 +117,16 @@ def create_tenant(db: Session, body: TenantCreate, *, actor: str) -> Tenant:
             get_isv(db, isv=body.isv_id)
         tenant = Tenant(id=new_id("ten"), isv_id=body.isv_id, name=body.name, created_at=utcnow())
         db.execute(q.INSERT_TENANT, [tenant.id, tenant.isv_id, tenant.name, tenant.created_at])
-        audit(db, actor=actor, action="tenant.create", target=tenant, target_type="tenant",
-              target_id=tenant.id, tenant=tenant.id, isv=tenant.isv_id)
+        audit(
+            db,
+            actor=actor,
+            action="tenant.create",
+            target=tenant,
+            target_type="tenant",
+            target_id=tenant.id,
+            tenant=tenant.id,
+            isv=tenant.isv_id,
+        )
     return tenant
 
 
@@ -138,8 +153,15 @@ def create_brand(db: Session, body: BrandCreate, *, tenant: str, actor: str) -> 
             raise Conflict(f"Tenant {tenant} has a brand named {body.name!r} already.")
         brand = Brand(id=new_id("brd"), tenant_id=tenant, name=body.name, created_at=utcnow())
         db.execute(q.INSERT_BRAND, [brand.id, tenant, brand.name, brand.created_at])
-        audit(db, actor=actor, action="brand.create", target=brand, target_type="brand",
-              target_id=brand.id, tenant=tenant)
+        audit(
+            db,
+            actor=actor,
+            action="brand.create",
+            target=brand,
+            target_type="brand",
+            target_id=brand.id,
+            tenant=tenant,
+        )
     return brand
 
 
@@ -153,8 +175,13 @@ def list_brands(db: Session, *, tenant: str) -> list[Brand]:
 
 def _source(row: tuple[Any, ...]) -> Source:
     return Source(
-        id=row[0], tenant_id=row[1], brand_id=row[2], name=row[3], kind=row[4],
-        rate_limit=row[5], created_at=row[6],
+        id=row[0],
+        tenant_id=row[1],
+        brand_id=row[2],
+        name=row[3],
+        kind=row[4],
+        rate_limit=row[5],
+        created_at=row[6],
     )
 
 
@@ -167,16 +194,40 @@ def create_source(db: Session, body: SourceCreate, *, tenant: str, actor: str) -
             )
         if db.one(q.SOURCE_BY_NAME, [tenant, body.name]):
             raise Conflict(f"Tenant {tenant} has a source named {body.name!r} already.")
-        source = Source(id=new_id("src"), tenant_id=tenant, created_at=utcnow(), **body.model_dump())
+        source = Source(
+            id=new_id("src"), tenant_id=tenant, created_at=utcnow(), **body.model_dump()
+        )
         db.execute(
             q.INSERT_SOURCE,
-            [source.id, tenant, source.brand_id, source.name, source.kind.value,
-             source.rate_limit, source.created_at],
+            [
+                source.id,
+                tenant,
+                source.brand_id,
+                source.name,
+                source.kind.value,
+                source.rate_limit,
+                source.created_at,
+            ],
         )
-        audit(db, actor=actor, action="source.create", target=source, target_type="source",
-              target_id=source.id, tenant=tenant)
-        key = _insert_key(db, kind="write", name=f"{source.name} write key", scopes=["ingest:write"],
-                          isv=None, tenant=tenant, source=source.id, actor=actor)
+        audit(
+            db,
+            actor=actor,
+            action="source.create",
+            target=source,
+            target_type="source",
+            target_id=source.id,
+            tenant=tenant,
+        )
+        key = _insert_key(
+            db,
+            kind="write",
+            name=f"{source.name} write key",
+            scopes=["ingest:write"],
+            isv=None,
+            tenant=tenant,
+            source=source.id,
+            actor=actor,
+        )
     return SourceCreated(**source.model_dump(), write_key=key.secret)
 
 
@@ -198,9 +249,17 @@ def get_source(db: Session, *, tenant: str, source: str) -> Source:
 
 def _key(row: tuple[Any, ...]) -> ApiKey:
     return ApiKey(
-        id=row[0], kind=row[1], name=row[2], prefix=row[3], isv_id=row[4], tenant_id=row[5],
-        source_id=row[6], scopes=row[7].split(",") if row[7] else [], created_at=row[8],
-        revoked_at=row[9], last_used_at=row[10],
+        id=row[0],
+        kind=row[1],
+        name=row[2],
+        prefix=row[3],
+        isv_id=row[4],
+        tenant_id=row[5],
+        source_id=row[6],
+        scopes=row[7].split(",") if row[7] else [],
+        created_at=row[8],
+        revoked_at=row[9],
+        last_used_at=row[10],
     )
 
 
@@ -217,18 +276,45 @@ def _insert_key(
 ) -> ApiKeyCreated:
     plain = keys.generate(keys.WRITE_PREFIX if kind == "write" else keys.SECRET_PREFIX)
     created = ApiKeyCreated(
-        id=new_id("key"), kind=kind, name=name, prefix=keys.display_prefix(plain), isv_id=isv,
-        tenant_id=tenant, source_id=source, scopes=scopes, created_at=utcnow(), revoked_at=None,
-        last_used_at=None, secret=plain,
+        id=new_id("key"),
+        kind=kind,
+        name=name,
+        prefix=keys.display_prefix(plain),
+        isv_id=isv,
+        tenant_id=tenant,
+        source_id=source,
+        scopes=scopes,
+        created_at=utcnow(),
+        revoked_at=None,
+        last_used_at=None,
+        secret=plain,
     )
     db.execute(
         q.INSERT_KEY,
-        [created.id, kind, name, created.prefix, keys.digest(plain), isv, tenant, source,
-         ",".join(scopes), created.created_at],
+        [
+            created.id,
+            kind,
+            name,
+            created.prefix,
+            keys.digest(plain),
+            isv,
+            tenant,
+            source,
+            ",".join(scopes),
+            created.created_at,
+        ],
     )
     shown = ApiKey(**created.model_dump(exclude={"secret"}))
-    audit(db, actor=actor, action="key.create", target=shown, target_type="key",
-          target_id=created.id, tenant=tenant, isv=isv)
+    audit(
+        db,
+        actor=actor,
+        action="key.create",
+        target=shown,
+        target_type="key",
+        target_id=created.id,
+        tenant=tenant,
+        isv=isv,
+    )
     return created
 
 
@@ -245,16 +331,32 @@ def create_key(
     The plain key is in the result and nowhere else.
     """
     with db.transaction():
-        return _insert_key(db, kind="secret", name=body.name, scopes=body.scopes, isv=isv,
-                           tenant=tenant, source=None, actor=actor)
+        return _insert_key(
+            db,
+            kind="secret",
+            name=body.name,
+            scopes=body.scopes,
+            isv=isv,
+            tenant=tenant,
+            source=None,
+            actor=actor,
+        )
 
 
 def create_write_key(db: Session, *, tenant: str, source: str, actor: str) -> ApiKeyCreated:
     """Add a write key to a source (rotate: create the new one, then revoke the old)."""
     with db.transaction():
         src = get_source(db, tenant=tenant, source=source)
-        return _insert_key(db, kind="write", name=f"{src.name} write key", scopes=["ingest:write"],
-                           isv=None, tenant=tenant, source=source, actor=actor)
+        return _insert_key(
+            db,
+            kind="write",
+            name=f"{src.name} write key",
+            scopes=["ingest:write"],
+            isv=None,
+            tenant=tenant,
+            source=source,
+            actor=actor,
+        )
 
 
 def list_keys(db: Session, *, tenant: str | None = None, isv: str | None = None) -> list[ApiKey]:
@@ -282,8 +384,17 @@ def revoke_key(db: Session, *, key_id: str, actor: str, tenant: str | None = Non
         before = get_key(db, key_id=key_id, tenant=tenant)
         db.execute(q.REVOKE_KEY, [utcnow(), key_id])
         after = get_key(db, key_id=key_id)
-        audit(db, actor=actor, action="key.revoke", target=after, before=before,
-              target_type="key", target_id=key_id, tenant=after.tenant_id, isv=after.isv_id)
+        audit(
+            db,
+            actor=actor,
+            action="key.revoke",
+            target=after,
+            before=before,
+            target_type="key",
+            target_id=key_id,
+            tenant=after.tenant_id,
+            isv=after.isv_id,
+        )
     return after
 
 
@@ -316,8 +427,13 @@ def authenticate_secret(db: Session, secret: str) -> Principal:
     level: Literal["platform", "isv", "tenant"] = (
         "tenant" if tenant else "isv" if isv else "platform"
     )
-    return Principal(key_id=key_id, level=level, isv_id=isv, tenant_id=tenant,
-                     scopes=frozenset(scopes.split(",")))
+    return Principal(
+        key_id=key_id,
+        level=level,
+        isv_id=isv,
+        tenant_id=tenant,
+        scopes=frozenset(scopes.split(",")),
+    )
 
 
 def authenticate_write_key(db: Session, write_key: str) -> WriteKeyAuth:
@@ -338,8 +454,9 @@ def authenticate_write_key(db: Session, write_key: str) -> WriteKeyAuth:
             f"Write key {key_id} was revoked at {revoked_at:%Y-%m-%d %H:%M:%S}Z;"
             " create a new one with 'quanyu sources rotate-key'."
         )
-    return WriteKeyAuth(key_id=key_id, tenant_id=tenant, source_id=source, brand_id=brand,
-                        rate_limit=limit)
+    return WriteKeyAuth(
+        key_id=key_id, tenant_id=tenant, source_id=source, brand_id=brand, rate_limit=limit
+    )
 
 
 def authorize(
@@ -387,10 +504,17 @@ def list_audit(
         rows = db.execute(q.LIST_ALL_AUDIT, [before, before, limit])
     return [
         AuditEntry(
-            id=r[0], occurred_at=r[1], actor=r[2], isv_id=r[3], tenant_id=r[4], action=r[5],
-            target_type=r[6], target_id=r[7],
+            id=r[0],
+            occurred_at=r[1],
+            actor=r[2],
+            isv_id=r[3],
+            tenant_id=r[4],
+            action=r[5],
+            target_type=r[6],
+            target_id=r[7],
             before=orjson.loads(r[8]) if r[8] else None,
-            after=orjson.loads(r[9]) if r[9] else None, request_id=r[10],
+            after=orjson.loads(r[9]) if r[9] else None,
+            request_id=r[10],
         )
         for r in rows
     ]

@@ -24,6 +24,7 @@ ISV_BY_NAME = statement(
 INSERT_TENANT = statement(
     "tenancy.insert_tenant",
     "INSERT INTO tenants (id, isv_id, name, created_at) VALUES (?, ?, ?, ?)",
+    tenant_scoped=False,  # the registry of tenants itself: its id is the tenant
 )
 LIST_TENANTS = statement(
     "tenancy.list_tenants",
@@ -34,6 +35,7 @@ LIST_TENANTS = statement(
 GET_TENANT = statement(
     "tenancy.get_tenant",
     "SELECT id, isv_id, name, created_at FROM tenants WHERE id = ?",
+    tenant_scoped=False,
 )
 
 INSERT_BRAND = statement(
@@ -42,7 +44,8 @@ INSERT_BRAND = statement(
 )
 LIST_BRANDS = statement(
     "tenancy.list_brands",
-    "SELECT id, tenant_id, name, created_at FROM brands WHERE tenant_id = ? ORDER BY created_at, id",
+    "SELECT id, tenant_id, name, created_at FROM brands WHERE tenant_id = ?"
+    " ORDER BY created_at, id",
 )
 GET_BRAND = statement(
     "tenancy.get_brand",
@@ -117,7 +120,8 @@ TOUCH_KEY = statement(
 )
 
 _AUDIT_COLUMNS = (
-    "id, occurred_at, actor, isv_id, tenant_id, action, target_type, target_id, before, after, request_id"
+    "id, occurred_at, actor, isv_id, tenant_id, action, target_type, target_id, before, after,"
+    " request_id"
 )
 INSERT_AUDIT = statement(
     "tenancy.insert_audit",

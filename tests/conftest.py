@@ -1,0 +1,24 @@
+"""Shared fixtures: a real DuckDB file in a temporary data dir."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from quanyu.config import Settings
+from quanyu.engine.duckdb import DuckDBEngine
+from quanyu.store import open_store
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[DuckDBEngine]:
+    eng = open_store(settings)
+    yield eng
+    eng.close()
