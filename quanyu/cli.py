@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -366,6 +367,153 @@ def dead_replay(ids: list[str], tenant: TenantOpt = None, as_json: JsonOpt = Fal
         )
         for r in result["still_rejected"]:
             out.print(f"  {r['id']}: {r['message']}")
+
+
+# --- tracking plans and data quality ----------------------------------------------------
+
+plans_app = typer.Typer(
+    help="Tracking plans: the events a source may send, with JSON Schemas.", no_args_is_help=True
+)
+app.add_typer(plans_app, name="plans")
+
+
+def _plan_path(tenant: str, source: str) -> str:
+    return f"/v1/tenants/{tenant}/sources/{source}/tracking-plan"
+
+
+def _show_plan(plan: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        show(plan, [], as_json=True)
+        return
+    out.print(
+        f"Source {plan['source_id']}: mode [bold]{plan['mode']}[/bold], block_invalid"
+        f" {str(plan['block_invalid']).lower()}, updated {plan['updated_at']}"
+    )
+    rows = [
+        {
+            "type": e["type"],
+            "name": e.get("name"),
+            "schema": json.dumps(e.get("properties") or e.get("traits"), ensure_ascii=False),
+        }
+        for e in plan["events"]
+    ]
+    if plan.get("identify_traits"):
+        rows.append(
+            {
+                "type": "identify",
+                "name": None,
+                "schema": json.dumps(plan["identify_traits"], ensure_ascii=False),
+            }
+        )
+    show(rows, ["type", "name", "schema"])
+
+
+@plans_app.command("show")
+def plans_show(source: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """Show a source's tracking plan."""
+    with client() as c:
+        _show_plan(c.get(_plan_path(resolve_tenant(c, tenant), source)), as_json)
+
+
+@plans_app.command("set")
+def plans_set(
+    source: str,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="The plan as JSON: {mode, block_invalid, events: [...], identify_traits}.",
+        ),
+    ],
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create or replace a source's tracking plan from a JSON file."""
+    try:
+        body = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise QuanyuError(f"{file} is not valid JSON: {e}; fix it and run again.") from e
+    with client() as c:
+        path = _plan_path(resolve_tenant(c, tenant), source)
+        _show_plan(c.request("PUT", path, json=body), as_json)
+
+
+@plans_app.command("delete")
+def plans_delete(source: str, tenant: TenantOpt = None) -> None:
+    """Remove a source's tracking plan (its events are then accepted as sent)."""
+    with client() as c:
+        plan = c.delete(_plan_path(resolve_tenant(c, tenant), source))
+        out.print(
+            f"Deleted the tracking plan of {source} (mode {plan['mode']},"
+            f" {len(plan['events'])} events)."
+        )
+
+
+@app.command("quality")
+def quality(
+    source: Annotated[str | None, typer.Option(help="Source id (default: every source).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="First UTC day, YYYY-MM-DD (default: 6 days ago).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Last UTC day, YYYY-MM-DD (default: today).")
+    ] = None,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Data quality per source and day: volume, rejects, duplicates, late events, fill rates."""
+    with client() as c:
+        t = resolve_tenant(c, tenant)
+        report = c.get(f"/v1/tenants/{t}/quality", source=source, since=since, until=until)
+        if as_json:
+            show(report, [], as_json=True)
+            return
+        rows = [
+            {
+                **r,
+                "duplicates": f"{r['duplicates']} ({r['duplicate_rate']:.1%})",
+                "violation rate": f"{r['violation_rate']:.1%}",
+                "top rule": r["violations"][0]["rule"] if r["violations"] else None,
+                **{k: f"{v:.0%}" for k, v in r["fill_rates"].items()},
+            }
+            for r in report["rows"]
+        ]
+        title = f"{report['since']} .. {report['until']}"
+        show(
+            rows,
+            [
+                "day",
+                "source_id",
+                "volume",
+                "accepted",
+                "rejected",
+                "flagged",
+                "duplicates",
+                "late",
+                "future",
+                "violation rate",
+                "top rule",
+            ],
+            title=f"Data quality {title}",
+        )
+        show(
+            rows,
+            [
+                "day",
+                "source_id",
+                "user_id",
+                "anonymous_id",
+                "phone",
+                "email",
+                "unionid",
+                "openid",
+                "member_id",
+                "device_id",
+            ],
+            title=f"Identifier fill rates {title}",
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

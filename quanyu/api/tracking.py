@@ -115,7 +115,7 @@ async def _single(request: Request, ingestor: Ingestor, kind: str) -> Response:
     return _answer(accepted, rejects)
 
 
-async def _batch(request: Request, ingestor: Ingestor) -> Response:
+async def _batch(request: Request, ingestor: Ingestor, *, historical: bool = False) -> Response:
     received_at = datetime.now(UTC)
     body = await read_body(request)
     key = header_write_key(request)
@@ -137,6 +137,7 @@ async def _batch(request: Request, ingestor: Ingestor) -> Response:
         batch_integrations=env.integrations,
         batch_sent_at=env.sentAt,
         ip=_client_ip(request),
+        correct_skew=not historical,
     )
     return _answer(accepted, rejects)
 
@@ -182,7 +183,7 @@ async def batch_short(request: Request, ingestor: IngestorDep) -> Response:
 @router.post("/v1/import", response_model=Accepted, openapi_extra=_BODY_DOC, responses=_RESPONSES)
 async def import_(request: Request, ingestor: IngestorDep) -> Response:
     """Segment's historical import endpoint: a batch whose timestamps are kept as sent."""
-    return await _batch(request, ingestor)
+    return await _batch(request, ingestor, historical=True)
 
 
 @router.get("/v1/projects/{write_key}/settings")

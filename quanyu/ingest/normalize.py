@@ -333,6 +333,7 @@ def normalize(
     ip: str | None = None,
     brand: str | None = None,
     plan: PlanChecker | None = None,
+    correct_skew: bool = True,
 ) -> Normalized:
     """Validate and normalise raw messages the way Segment does.
 
@@ -340,7 +341,8 @@ def normalize(
     own. Batch-level context and integrations merge under each message's own;
     ``receivedAt`` is set; a missing ``messageId`` is generated; ``timestamp`` is
     corrected for client clock skew as ``receivedAt - (sentAt - originalTimestamp)``;
-    ``context.ip`` is filled from the request when absent.
+    ``context.ip`` is filled from the request when absent. ``correct_skew=False`` keeps
+    timestamps as sent (historical imports through ``/v1/import``).
     """
     out = Normalized()
     cols = out.columns
@@ -474,7 +476,7 @@ def normalize(
         sent_us = micros(sent) if sent is not None else None
         if orig_us is None:
             ts = received
-        elif sent_us is None:
+        elif sent_us is None or not correct_skew:
             ts = orig_us
         else:
             ts = received - (sent_us - orig_us)

@@ -156,6 +156,7 @@ class Ingestor:
         batch_integrations: dict[str, Any] | None = None,
         batch_sent_at: datetime | None = None,
         ip: str | None = None,
+        correct_skew: bool = True,
     ) -> tuple[int, list[Reject]]:
         """Validate, normalise and durably store messages; return (accepted, rejects).
 
@@ -176,6 +177,7 @@ class Ingestor:
             ip=ip,
             brand=auth.brand_id,
             plan=self.plan_for(auth),
+            correct_skew=correct_skew,
         )
         accepted = await self.store(auth, norm, received_at=received_at)
         if not accepted and norm.rejects:

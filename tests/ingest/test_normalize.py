@@ -73,6 +73,20 @@ def test_batch_sent_at_applies_to_items() -> None:
     assert out.columns["timestamp"][0] == micros(RECEIVED - timedelta(seconds=2))
 
 
+def test_historical_import_keeps_timestamps_as_sent() -> None:
+    row = one(
+        {
+            "type": "track",
+            "event": "E",
+            "userId": "u",
+            "timestamp": "2024-01-01T00:00:00Z",
+            "sentAt": "2026-11-26T13:00:05Z",
+        },
+        correct_skew=False,
+    )
+    assert row["timestamp"] == micros(datetime(2024, 1, 1, tzinfo=UTC))
+
+
 def test_without_sent_at_timestamp_is_kept() -> None:
     row = one({"type": "track", "event": "E", "userId": "u", "timestamp": "2025-01-01T00:00:00"})
     assert row["timestamp"] == micros(datetime(2025, 1, 1, tzinfo=UTC))
