@@ -20,6 +20,7 @@ from quanyu.store import running_server
 _BY_CODE: dict[str, type[errors.QuanyuError]] = {}
 for _cls in (
     errors.InvalidRequest,
+    errors.InvalidJson,
     errors.PayloadTooLarge,
     errors.ValidationFailed,
     errors.Unauthorized,

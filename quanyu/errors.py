@@ -42,6 +42,12 @@ class InvalidRequest(QuanyuError):
     status = 400
 
 
+class InvalidJson(InvalidRequest):
+    """The body is not JSON, or not the JSON shape the endpoint takes."""
+
+    code = "invalid_json"
+
+
 class PayloadTooLarge(InvalidRequest):
     """A message or request exceeds Segment's size limits."""
 

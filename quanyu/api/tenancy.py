@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from quanyu.api.deps import DbDep, IngestorDep, PrincipalDep, platform_access, tenant_access
-from quanyu.errors import Forbidden
+from quanyu.errors import Forbidden, NotFound
 from quanyu.tenancy import service
 from quanyu.tenancy.models import (
     ApiKey,
@@ -170,10 +170,19 @@ def list_keys(db: DbDep, principal: TenancyRead) -> list[ApiKey]:
 def revoke_key(key_id: str, db: DbDep, principal: TenancyWrite, ingestor: IngestorDep) -> ApiKey:
     """Revoke a platform or ISV key (a tenant's keys: use the tenant path)."""
     key = service.get_key(db, key_id=key_id)
-    if key.tenant_id is not None or (
-        principal.level != "platform" and key.isv_id != principal.isv_id
-    ):
-        raise Forbidden(f"Key {key_id} is not yours to revoke here.")
+    if principal.level == "tenant":
+        visible = key.tenant_id == principal.tenant_id
+    elif principal.level == "isv":
+        visible = key.tenant_id is None and key.isv_id == principal.isv_id
+    else:
+        visible = True
+    if not visible:  # someone else's key answers like one that does not exist
+        raise NotFound(f"No key {key_id!r} here; list keys with GET /v1/keys.")
+    if key.tenant_id is not None:
+        raise Forbidden(
+            f"Key {key_id} belongs to tenant {key.tenant_id}: revoke it with"
+            f" DELETE /v1/tenants/{key.tenant_id}/keys/{key_id}."
+        )
     revoked = service.revoke_key(db, key_id=key_id, actor=principal.actor)
     ingestor.forget_keys()
     return revoked

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from quanyu.api.deps import IngestorDep
-from quanyu.errors import InvalidRequest, PayloadTooLarge
+from quanyu.errors import InvalidJson, InvalidRequest, PayloadTooLarge
 from quanyu.ingest.models import Accepted
 from quanyu.ingest.normalize import (
     MAX_REQUEST_BYTES,
@@ -96,19 +96,25 @@ def _answer(accepted: int, rejects: list[Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+def _body_error(e: BadBody, note: str = "") -> InvalidRequest:
+    """The API error for an unusable body, keeping the decoder's code (invalid_json ...)."""
+    cls = {"invalid_json": InvalidJson, "payload_too_large": PayloadTooLarge}.get(
+        e.code, InvalidRequest
+    )
+    return cls(e.message + note)
+
+
 async def _single(request: Request, ingestor: Ingestor, kind: str) -> Response:
     received_at = datetime.now(UTC)
     body = await read_body(request)
     key = header_write_key(request)
-    try:
-        key = key or decode_write_key(body)
-    except BadBody as e:
-        if key is None:
-            raise InvalidRequest(e.message) from e
-        auth = ingestor.authenticate(key)
-        await ingestor.reject_body(auth, body, e)
-        raise InvalidRequest(e.message) from e
+    if key is None:
+        try:
+            key = decode_write_key(body)
+        except BadBody as e:  # no key anywhere: nowhere to keep the body
+            raise _body_error(e) from e
     auth = ingestor.authenticate(key)
+    # a malformed body becomes a dead letter inside accept(), answered as invalid_json
     accepted, rejects = await ingestor.accept(
         auth, [body], received_at=received_at, path_type=kind, ip=_client_ip(request)
     )
@@ -123,11 +129,10 @@ async def _batch(request: Request, ingestor: Ingestor, *, historical: bool = Fal
         env = decode_envelope(body)
     except BadBody as e:
         if key is None:
-            raise InvalidRequest(e.message) from e
+            raise _body_error(e) from e
         auth = ingestor.authenticate(key)
         await ingestor.reject_body(auth, body, e)
-        cls = PayloadTooLarge if e.code == "payload_too_large" else InvalidRequest
-        raise cls(e.message + " The body is kept in the dead-letter store.") from e
+        raise _body_error(e, " The body is kept in the dead-letter store.") from e
     auth = ingestor.authenticate(key or env.writeKey)
     accepted, rejects = await ingestor.accept(
         auth,

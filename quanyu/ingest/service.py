@@ -14,7 +14,14 @@ import msgspec
 import orjson
 
 from quanyu.engine import Engine, Session
-from quanyu.errors import NotFound, RateLimited, Unauthorized, Unavailable, ValidationFailed
+from quanyu.errors import (
+    InvalidJson,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+    ValidationFailed,
+)
 from quanyu.ids import utcnow
 from quanyu.ingest import sql as q
 from quanyu.ingest.models import (
@@ -182,6 +189,11 @@ class Ingestor:
         accepted = await self.store(auth, norm, received_at=received_at)
         if not accepted and norm.rejects:
             first = norm.rejects[0]
+            if len(items) == 1 and first.code == "invalid_json":
+                raise InvalidJson(
+                    f"{first.reason} The body is kept in the dead-letter store.",
+                    details=[first.public()],
+                )
             raise ValidationFailed(
                 f"No message was accepted; {len(norm.rejects)} rejected, the first because:"
                 f" {first.reason} They are in the dead-letter store.",
