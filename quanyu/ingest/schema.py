@@ -36,6 +36,9 @@ MIGRATIONS = [
         -- Events are appended in arrival order, so the table is clustered by receive time;
         -- DuckDB's zone maps prune on tenant_id and timestamp. The key makes
         -- (source, messageId) unique for good: retries add nothing, however late.
+        -- JSON columns are VARCHAR holding JSON text: ingest writes only text it encoded
+        -- itself, and the JSON type would parse every value again on insert (and Spark
+        -- has no such type). JSON functions read them as they are.
         CREATE TABLE events (
             tenant_id VARCHAR NOT NULL,
             source_id VARCHAR NOT NULL,
@@ -52,11 +55,11 @@ MIGRATIONS = [
             original_timestamp TIMESTAMP,
             sent_at TIMESTAMP,
             received_at TIMESTAMP NOT NULL,
-            properties JSON,
-            traits JSON,
-            context JSON,
-            integrations JSON,
-            identifiers JSON,
+            properties VARCHAR,
+            traits VARCHAR,
+            context VARCHAR,
+            integrations VARCHAR,
+            identifiers VARCHAR,
             PRIMARY KEY (source_id, message_id)
         );
         CREATE TABLE dead_letters (
