@@ -117,6 +117,9 @@ def serve(
             f" {other['url']}; use it, or stop it first."
         )
     configure_logging(settings.log_level)
+    # The writer thread needs the GIL briefly between long GIL-free DuckDB calls; the
+    # default 5 ms switch interval would make it queue behind request parsing each time.
+    sys.setswitchinterval(0.0005)
     uvicorn.run(
         create_app(settings, announce=True),
         host=settings.host,

@@ -203,13 +203,12 @@ class Ingestor:
 
     async def store(self, auth: WriteKeyAuth, norm: Normalized, *, received_at: datetime) -> int:
         """Hand normalised messages and their rejects to the writer; wait for the commit."""
-        chunk = Chunk(
+        chunk = Chunk.normalized(
+            norm,
             tenant_id=auth.tenant_id,
             source_id=auth.source_id,
             brand_id=auth.brand_id,
             received_at=received_at.astimezone(UTC).replace(tzinfo=None),
-            events=norm,
-            dead=[*norm.rejects, *norm.flagged],
         )
         if chunk.count or chunk.dead:
             try:

@@ -24,7 +24,7 @@ INSERT_DEAD_LETTERS = statement(
 INSERT_COMMIT_STATS = statement(
     "ingest.insert_commit_stats",
     "INSERT INTO ingest_commits (tenant_id, source_id, committed_at, received, inserted)"
-    " SELECT tenant_id, source_id, committed_at, received, inserted FROM staged_commit_stats",
+    " VALUES (?, ?, ?, ?, ?)",
 )
 
 _EVENT_VIEW = (

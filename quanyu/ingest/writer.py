@@ -60,13 +60,43 @@ class Chunk:
     source_id: str
     brand_id: str | None
     received_at: datetime
-    events: Normalized | pa.Table
+    events: pa.Table
     dead: list[Reject] = field(default_factory=list)
     future: Future[int] = field(default_factory=Future)
 
     @property
     def count(self) -> int:
-        return self.events.num_rows if isinstance(self.events, pa.Table) else self.events.count
+        return int(self.events.num_rows)
+
+    @classmethod
+    def normalized(
+        cls,
+        norm: Normalized,
+        *,
+        tenant_id: str,
+        source_id: str,
+        brand_id: str | None,
+        received_at: datetime,
+    ) -> Chunk:
+        """A chunk of normalised messages (and their rejects), built by the caller's thread.
+
+        Building the Arrow table here, in the request's thread, keeps the writer thread
+        to database work alone.
+        """
+        return cls(
+            tenant_id,
+            source_id,
+            brand_id,
+            received_at,
+            normalized_table(
+                norm,
+                tenant_id=tenant_id,
+                source_id=source_id,
+                brand_id=brand_id,
+                received_at=received_at,
+            ),
+            dead=[*norm.rejects, *norm.flagged],
+        )
 
 
 def dead_letter_table(chunks: list[Chunk]) -> pa.Table:
@@ -90,13 +120,21 @@ def dead_letter_table(chunks: list[Chunk]) -> pa.Table:
     return pa.table(rows, schema=_DL_SCHEMA)
 
 
-def _normalized_table(c: Chunk, norm: Normalized) -> pa.Table:
+def normalized_table(
+    norm: Normalized,
+    *,
+    tenant_id: str,
+    source_id: str,
+    brand_id: str | None,
+    received_at: datetime,
+) -> pa.Table:
+    """Normalised messages as an Arrow table in the events table's layout."""
     n = norm.count
-    received = pa.scalar(c.received_at, _TS)
+    received = pa.scalar(received_at, _TS)
     arrays: dict[str, pa.Array] = {
-        "tenant_id": pa.array([c.tenant_id] * n, pa.string()),
-        "source_id": pa.array([c.source_id] * n, pa.string()),
-        "brand_id": pa.array([c.brand_id] * n, pa.string()),
+        "tenant_id": pa.array([tenant_id] * n, pa.string()),
+        "source_id": pa.array([source_id] * n, pa.string()),
+        "brand_id": pa.array([brand_id] * n, pa.string()),
         "received_at": pa.array([received.value] * n, pa.int64()).cast(_TS),
     }
     for name in ROW_FIELDS:
@@ -110,11 +148,7 @@ def _normalized_table(c: Chunk, norm: Normalized) -> pa.Table:
 
 def events_table(chunks: list[Chunk]) -> pa.Table:
     """The valid events of ``chunks`` as one Arrow table in the events table's layout."""
-    parts = [
-        c.events if isinstance(c.events, pa.Table) else _normalized_table(c, c.events)
-        for c in chunks
-        if c.count
-    ]
+    parts = [c.events for c in chunks if c.count]
     if not parts:
         return EVENT_SCHEMA.empty_table()
     return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
@@ -137,16 +171,8 @@ def write_chunks(engine: Engine, chunks: list[Chunk]) -> dict[str, int]:
         for c in chunks:
             received[(c.tenant_id, c.source_id)] += c.count
         now = chunks[0].received_at if chunks else None
-        stats = pa.table(
-            {
-                "tenant_id": [t for t, _ in received],
-                "source_id": [s for _, s in received],
-                "committed_at": pa.array([now] * len(received), _TS),
-                "received": [received[k] for k in received],
-                "inserted": [inserted[s] for _, s in received],
-            }
-        )
-        db.with_table("staged_commit_stats", stats, q.INSERT_COMMIT_STATS)
+        for (tenant_id, source_id), n in received.items():
+            db.execute(q.INSERT_COMMIT_STATS, [tenant_id, source_id, now, n, inserted[source_id]])
     return dict(inserted)
 
 
@@ -210,6 +236,7 @@ class Writer:
             if first is None:
                 return
             chunks, stopping = self._gather(first)
+            started = time.perf_counter()
             try:
                 inserted = write_chunks(self._engine, chunks)
             except Exception as e:  # noqa: BLE001 - every waiter must hear of the failure
@@ -218,6 +245,17 @@ class Writer:
                     c.future.set_exception(e)
             else:
                 self.commits += 1
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "group commit",
+                        extra={
+                            "fields": {
+                                "chunks": len(chunks),
+                                "events": sum(c.count for c in chunks),
+                                "ms": round((time.perf_counter() - started) * 1000, 2),
+                            }
+                        },
+                    )
                 for c in chunks:
                     c.future.set_result(inserted.get(c.source_id, 0))
             finally:

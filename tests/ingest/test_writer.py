@@ -21,7 +21,13 @@ def chunk(ids: list[str], source: str = "src_a", tenant: str = "ten_a") -> Chunk
     ]
     items.append(b"{broken")
     norm = normalize(items, received_at=NOW)
-    return Chunk(tenant, source, None, NOW.replace(tzinfo=None), norm, dead=norm.rejects)
+    return Chunk.normalized(
+        norm,
+        tenant_id=tenant,
+        source_id=source,
+        brand_id=None,
+        received_at=NOW.replace(tzinfo=None),
+    )
 
 
 def count(engine: DuckDBEngine, sql: str) -> int:
