@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -128,6 +129,95 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+
+
+@app.command()
+def demo(
+    consumers: Annotated[int, typer.Option(help="How many consumers to generate.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same data.")] = 42,
+    start: Annotated[
+        str | None, typer.Option(help="First day, YYYY-MM-DD (default: a year before today).")
+    ] = None,
+    reset: Annotated[bool, typer.Option(help="Load a fresh demo even if one exists.")] = False,
+) -> None:
+    """Load a demo brand group (three brands, seven touchpoints, a year of events)."""
+    from datetime import UTC, datetime, timedelta
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from quanyu.demo.load import load, save_keys
+
+    settings = get_settings()
+    keys_file = settings.data_dir / "demo-keys.json"
+    if keys_file.exists() and not reset:
+        out.print(f"The demo is loaded already ({keys_file}); --reset loads another.")
+        _print_demo(json.loads(keys_file.read_text()), settings.base_url)
+        return
+    first = (
+        datetime.fromisoformat(start).replace(tzinfo=UTC)
+        if start
+        else datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        - timedelta(days=365)
+    )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    ) as progress:
+
+        def step(description: str, total: int) -> Callable[[int], None]:
+            task = progress.add_task(description, total=total)
+            return lambda n: progress.advance(task, n)
+
+        with client() as c:
+            result = load(
+                c,
+                folder=settings.data_dir / "demo",
+                consumers=consumers,
+                seed=seed,
+                start=first,
+                step=step,
+            )
+    save_keys(result, keys_file)
+    for label, summary in (("events", result.events), ("member records", result.profiles)):
+        if summary:
+            out.print(
+                f"{label}: read {summary.read:,}, loaded {summary.loaded:,},"
+                f" duplicates {summary.duplicates:,}, rejected {summary.rejected_total:,}"
+                + (f" (see {summary.rejected_file})" if summary.rejected_file else "")
+            )
+    out.print(f"Ground truth for identity resolution: {result.files['truth']}")
+    _print_demo(result.as_json(), settings.base_url)
+
+
+def _print_demo(keys: dict[str, Any], url: str) -> None:
+    lines = [
+        "",
+        f"Quanyu demo: API at {url}, OpenAPI docs at {url}/docs",
+        f"  tenant        {keys['tenant_id']}",
+        f"  admin key     {keys['admin_key']}   (Authorization: Bearer ...)",
+        f"  platform key  {keys['platform_key']}",
+        "  write keys (HTTP basic auth user, one per source):",
+        *(
+            f"    {k['write_key']}  {k['name']} ({k['source_id']})"
+            for k in keys["write_keys"].values()
+        ),
+        "",
+        "Try:",
+        f'  curl -u "{next(iter(keys["write_keys"].values()))["write_key"]}:" {url}/v1/track'
+        """ -d '{"userId": "u1", "event": "Hello"}'""",
+        f"  QUANYU_DATA_DIR={get_settings().data_dir} .venv/bin/quanyu events list --limit 5",
+    ]
+    for line in lines:
+        out.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 # --- tenancy ----------------------------------------------------------------------------
@@ -313,6 +403,128 @@ def audit(
             ["occurred_at", "actor", "action", "target_type", "target_id"],
             as_json=as_json,
         )
+
+
+# --- bulk import ------------------------------------------------------------------------
+
+PathArg = Annotated[
+    Path, typer.Argument(exists=True, help="A .csv, .jsonl or .parquet file, or a folder of them.")
+]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option("--source", "-s", help="Source id (default: the tenant's only source)."),
+]
+MapOpt = Annotated[
+    list[str] | None,
+    typer.Option("--map", "-m", help="Rename a column: sourceColumn=targetField (repeat)."),
+]
+BatchOpt = Annotated[int, typer.Option(help="Rows per request.", min=1)]
+
+
+def _import(
+    kind: Literal["events", "profiles"],
+    path: Path,
+    source: str | None,
+    tenant: str | None,
+    mapping: list[str] | None,
+    batch_rows: int,
+) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from quanyu.ingest import importer
+
+    fields = importer.parse_mapping(mapping or [])
+    files = importer.discover(path)
+    with client() as c:
+        t = resolve_tenant(c, tenant)
+        if source is None:
+            found = c.get(f"/v1/tenants/{t}/sources")
+            if len(found) != 1:
+                names = ", ".join(f"{s['id']} ({s['name']})" for s in found) or "none yet"
+                raise NotFound(f"Name a source with --source; the tenant's sources: {names}.")
+            source = str(found[0]["id"])
+        progress = Progress(
+            TextColumn(f"{kind} from {path.name}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} rows/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+        )
+        with progress:
+            task = progress.add_task("import", total=importer.estimate_rows(files), rate="…")
+
+            def advance(rows: int) -> None:
+                progress.advance(task, rows)
+                speed = progress.tasks[task].speed
+                progress.update(task, rate=f"{speed:,.0f}" if speed else "…")
+
+            start = time.perf_counter()
+            done = importer.run_import(
+                c,
+                path,
+                tenant=t,
+                source=source,
+                kind=kind,
+                mapping=fields,
+                batch_rows=batch_rows,
+                on_progress=advance,
+            )
+            elapsed = time.perf_counter() - start
+            progress.update(task, total=done.read, completed=done.read)
+    table = Table(
+        title=f"Imported {kind}: {len(files)} file(s) in {elapsed:.1f} s"
+        f" ({done.read / max(elapsed, 1e-9):,.0f} rows/s)"
+    )
+    table.add_column("rows")
+    table.add_column("count", justify="right")
+    for label, n in (
+        ("read", done.read),
+        ("loaded (new)", done.loaded),
+        ("duplicates", done.duplicates),
+        ("rejected", done.rejected_total),
+    ):
+        table.add_row(label, f"{n:,}")
+    for code, n in done.rejected.most_common():
+        table.add_row(f"  rejected: {code}", f"{n:,}")
+    out.print(table)
+    if done.unused_mapping:
+        err.print(f"Warning: no file had the mapped column(s) {', '.join(done.unused_mapping)}.")
+    if done.rejected_file:
+        out.print(f"Rejected rows and their reasons: {done.rejected_file}")
+
+
+@import_app.command("events")
+def import_events(
+    path: PathArg,
+    source: SourceOpt = None,
+    tenant: TenantOpt = None,
+    mapping: MapOpt = None,
+    batch_rows: BatchOpt = 100_000,
+) -> None:
+    """Import Segment-shaped events (type, event, userId, properties …) from files."""
+    _import("events", path, source, tenant, mapping, batch_rows)
+
+
+@import_app.command("profiles")
+def import_profiles(
+    path: PathArg,
+    source: SourceOpt = None,
+    tenant: TenantOpt = None,
+    mapping: MapOpt = None,
+    batch_rows: BatchOpt = 100_000,
+) -> None:
+    """Import people, one per row: identifier columns (userId, phone, email, unionid,
+    openid + app_id, member_id) and any other columns as traits."""
+    _import("profiles", path, source, tenant, mapping, batch_rows)
 
 
 # --- events and dead letters ------------------------------------------------------------

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from quanyu import __version__
-from quanyu.api import errors, events, ops, plans, tenancy, tracking
+from quanyu.api import errors, events, imports, ops, plans, tenancy, tracking
 from quanyu.api.middleware import RequestContext
 from quanyu.config import Settings, get_settings
 from quanyu.ingest.service import Ingestor
@@ -94,7 +94,7 @@ def create_app(
         expose_headers=["Retry-After", "X-RateLimit-Reset", "X-Request-ID"],
     )
     app.add_middleware(RequestContext)
-    for module in (tracking, tenancy, events, plans, ops):
+    for module in (tracking, tenancy, events, imports, plans, ops):
         app.include_router(module.router)
     return app
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 import orjson
@@ -37,7 +37,7 @@ MAX_BODY_BYTES = 1 << 30
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
-class ImportKind(str, Enum):
+class ImportKind(StrEnum):
     events = "events"
     profiles = "profiles"
 
@@ -70,30 +70,48 @@ async def _read_table(request: Request) -> pa.Table:
     try:
         return pa.ipc.open_stream(b"".join(parts)).read_all()
     except (pa.ArrowInvalid, OSError) as e:
-        raise InvalidRequest(
-            f"The body is not an Arrow IPC stream ({ARROW_STREAM}): {e}."
-        ) from e
+        raise InvalidRequest(f"The body is not an Arrow IPC stream ({ARROW_STREAM}): {e}.") from e
 
 
 def _prepare(
-    ingestor: Ingestor, table: pa.Table, *, kind: ImportKind, tenant: str, source: Source,
+    ingestor: Ingestor,
+    table: pa.Table,
+    *,
+    kind: ImportKind,
+    tenant: str,
+    source: Source,
     received_at: datetime,
 ) -> tuple[bulk.Prepared, list[tuple[Source, pa.Table, list[Reject]]]]:
     """Prepare the batch and split its events by source, plan checks applied."""
     with ingestor.engine.connect() as db:
         sources = tenancy.list_sources(db, tenant=tenant)
-        prepared = bulk.prepare(db, table, kind=kind.value, tenant=tenant, source=source.id,
-                                sources=sources, received_at=received_at)
+        prepared = bulk.prepare(
+            db,
+            table,
+            kind=kind.value,
+            tenant=tenant,
+            source=source.id,
+            sources=sources,
+            received_at=received_at,
+        )
     by_id = {s.id: s for s in sources}
     events = prepared.events
     ids = pc.unique(events.column("source_id")).to_pylist() if events.num_rows else []
     parts = []
     for sid in sorted(set(ids) | {source.id}):
         mask = pc.equal(events["source_id"], sid).combine_chunks()
-        part, rows = (events, prepared.rows) if ids == [sid] else (
-            events.filter(mask), prepared.rows.filter(mask))
-        auth = WriteKeyAuth(key_id="import", tenant_id=tenant, source_id=sid,
-                            brand_id=by_id[sid].brand_id, rate_limit=None)
+        part, rows = (
+            (events, prepared.rows)
+            if ids == [sid]
+            else (events.filter(mask), prepared.rows.filter(mask))
+        )
+        auth = WriteKeyAuth(
+            key_id="import",
+            tenant_id=tenant,
+            source_id=sid,
+            brand_id=by_id[sid].brand_id,
+            rate_limit=None,
+        )
         plan = ingestor.plan_for(auth) if part.num_rows else None
         notes: list[Reject] = []
         if plan is not None:
@@ -103,12 +121,23 @@ def _prepare(
 
 
 async def _store(
-    ingestor: Ingestor, parts: list[tuple[Source, pa.Table, list[Reject]]], rejects: list[Reject],
-    *, tenant: str, source: Source, received_at: datetime,
+    ingestor: Ingestor,
+    parts: list[tuple[Source, pa.Table, list[Reject]]],
+    rejects: list[Reject],
+    *,
+    tenant: str,
+    source: Source,
+    received_at: datetime,
 ) -> int:
     chunks = [
-        Chunk(tenant_id=tenant, source_id=src.id, brand_id=src.brand_id, received_at=received_at,
-              events=events, dead=[*notes, *(rejects if src.id == source.id else [])])
+        Chunk(
+            tenant_id=tenant,
+            source_id=src.id,
+            brand_id=src.brand_id,
+            received_at=received_at,
+            events=events,
+            dead=[*notes, *(rejects if src.id == source.id else [])],
+        )
         for src, events, notes in parts
     ]
     chunks = [c for c in chunks if c.count or c.dead]
@@ -125,15 +154,20 @@ async def _store(
         EVENTS_ACCEPTED.labels(c.source_id).inc(c.count)
         for r in c.dead:
             (EVENTS_REJECTED if r.disposition == "rejected" else EVENTS_FLAGGED).labels(
-                c.source_id, r.code).inc()
+                c.source_id, r.code
+            ).inc()
     # a commit shared with other chunks of the same source reports their rows too
     return sum(min(n, c.count) for n, c in zip(stored, chunks, strict=True))
 
 
 @router.post(
     "/v1/tenants/{tenant_id}/sources/{source_id}/imports/{kind}",
-    openapi_extra={"requestBody": {"required": True, "content": {
-        ARROW_STREAM: {"schema": {"type": "string", "format": "binary"}}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {ARROW_STREAM: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
 )
 async def import_batch(
     tenant_id: IngestWrite,
@@ -141,8 +175,10 @@ async def import_batch(
     kind: ImportKind,
     request: Request,
     ingestor: IngestorDep,
-    map: Annotated[list[str] | None, Query(
-        description="Rename a column: sourceColumn=targetField (repeat).")] = None,
+    map_: Annotated[
+        list[str] | None,
+        Query(alias="map", description="Rename a column: sourceColumn=targetField (repeat)."),
+    ] = None,
 ) -> ImportResult:
     """Import a batch of events (Segment-shaped rows) or profiles (one person per row).
 
@@ -155,32 +191,46 @@ async def import_batch(
     with ingestor.engine.connect() as db:
         source = tenancy.get_source(db, tenant=tenant_id, source=source_id)
     mapping: dict[str, str] = {}
-    for item in map or []:
+    for item in map_ or []:
         src, sep, dst = item.partition("=")
         if not sep or not src or not dst:
             raise InvalidRequest(f"map={item!r} is not 'sourceColumn=targetField'.")
         mapping[src] = dst
     table = bulk.apply_mapping(await _read_table(request), mapping)
     prepared, parts = await asyncio.to_thread(
-        _prepare, ingestor, table, kind=kind, tenant=tenant_id, source=source,
+        _prepare,
+        ingestor,
+        table,
+        kind=kind,
+        tenant=tenant_id,
+        source=source,
         received_at=received_at,
     )
     rejects = [
         Reject(r.index, r.message_id, r.event_type, r.event, r.code, r.message, r.row.encode())
         for r in prepared.rejected
     ]
-    loaded = await _store(ingestor, parts, rejects, tenant=tenant_id, source=source,
-                          received_at=received_at)
+    loaded = await _store(
+        ingestor, parts, rejects, tenant=tenant_id, source=source, received_at=received_at
+    )
     blocked = [n for _, _, notes in parts for n in notes if n.disposition == "rejected"]
     counts = Counter(r.code for r in prepared.rejected) + Counter(n.code for n in blocked)
-    rows = [RejectedRow(index=r.index, row=_row(r.row), code=r.code, message=r.message)
-            for r in prepared.rejected]
-    rows += [RejectedRow(index=n.index, row=orjson.loads(n.payload), code=n.code,
-                         message=n.reason) for n in blocked]
+    rows = [
+        RejectedRow(index=r.index, row=_row(r.row), code=r.code, message=r.message)
+        for r in prepared.rejected
+    ]
+    rows += [
+        RejectedRow(index=n.index, row=orjson.loads(n.payload), code=n.code, message=n.reason)
+        for n in blocked
+    ]
     rows.sort(key=lambda r: r.index)
-    return ImportResult(read=prepared.read, loaded=loaded,
-                        duplicates=prepared.valid - len(blocked) - loaded,
-                        rejected=dict(counts), rejected_rows=rows)
+    return ImportResult(
+        read=prepared.read,
+        loaded=loaded,
+        duplicates=prepared.valid - len(blocked) - loaded,
+        rejected=dict(counts),
+        rejected_rows=rows,
+    )
 
 
 def _row(text: str) -> Any:
