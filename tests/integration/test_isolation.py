@@ -46,6 +46,7 @@ def world(server: Server) -> World:
             "key_id": b_keys[0]["id"],
             "message_id": b_msg["messageId"],
             "letter_id": letter["id"],
+            "kind": "events",
             "write_key": b.write_key,
             "isv_id": isv["id"],
         },
