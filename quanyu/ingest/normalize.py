@@ -162,15 +162,25 @@ ROW_FIELDS = (
 
 @dataclass
 class Normalized:
-    """Valid messages as columns (timestamps as epoch microseconds) plus rejects."""
+    """Valid messages as rows in :data:`ROW_FIELDS` order, plus rejects.
 
-    columns: dict[str, list[Any]] = field(default_factory=lambda: {f: [] for f in ROW_FIELDS})
+    Timestamps are epoch microseconds; JSON fields are UTF-8 bytes of JSON text.
+    """
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     flagged: list[Reject] = field(default_factory=list)
 
     @property
     def count(self) -> int:
-        return len(self.columns["message_id"])
+        return len(self.rows)
+
+    @property
+    def columns(self) -> dict[str, tuple[Any, ...]]:
+        """The rows turned into one tuple per field."""
+        if not self.rows:
+            return {f: () for f in ROW_FIELDS}
+        return dict(zip(ROW_FIELDS, zip(*self.rows, strict=True), strict=True))
 
 
 def micros(dt: datetime) -> int:
@@ -345,7 +355,7 @@ def normalize(
     timestamps as sent (historical imports through ``/v1/import``).
     """
     out = Normalized()
-    cols = out.columns
+    rows = out.rows
     received = micros(received_at)
     for index, raw in enumerate(items):
         raw_bytes = bytes(raw)
@@ -359,6 +369,21 @@ def normalize(
                     "message_too_large",
                     f"The message is {len(raw_bytes)} bytes; the limit is {MAX_MESSAGE_BYTES}:"
                     " trim its properties or traits.",
+                    raw_bytes,
+                )
+            )
+            continue
+        try:
+            raw_bytes.decode()  # raw parts (properties, context) are stored as they came
+        except UnicodeDecodeError as e:
+            out.rejects.append(
+                Reject(
+                    index,
+                    None,
+                    None,
+                    None,
+                    "invalid_json",
+                    f"The message is not valid UTF-8 ({e}); send JSON in UTF-8.",
                     raw_bytes,
                 )
             )
@@ -459,14 +484,14 @@ def normalize(
             merged = {**batch_context, **_dict_decoder.decode(raw_context)}
             if ip and "ip" not in merged:
                 merged["ip"] = ip
-            context_text = _encode(merged).decode()
+            context_bytes = _encode(merged)
         elif ip and view.ip is None:
             # splice the ip in rather than decode and re-encode the whole context
             inner = raw_context.strip()[1:]
             sep = b"," if inner.strip() != b"}" else b""
-            context_text = (b'{"ip":' + _encode(ip) + sep + inner).decode()
+            context_bytes = b'{"ip":' + _encode(ip) + sep + inner
         else:
-            context_text = raw_context.decode()
+            context_bytes = raw_context
         integrations = msg.integrations
         if batch_integrations:
             integrations = {**batch_integrations, **(integrations or {})}
@@ -490,22 +515,27 @@ def normalize(
             },
             brand,
         )
-        cols["message_id"].append(message_id or f"qy-{uuid.uuid4()}")
-        cols["type"].append(kind)
-        cols["event"].append(msg.event if kind == "track" else None)
-        cols["name"].append(msg.name)
-        cols["user_id"].append(_str(msg.userId))
-        cols["anonymous_id"].append(_str(msg.anonymousId))
-        cols["group_id"].append(_str(msg.groupId))
-        cols["previous_id"].append(_str(msg.previousId))
-        cols["timestamp"].append(ts)
-        cols["original_timestamp"].append(orig_us)
-        cols["sent_at"].append(sent_us)
-        cols["properties"].append(props.decode() if props is not None else None)
-        cols["traits"].append(_encode(msg.traits).decode() if msg.traits is not None else None)
-        cols["context"].append(context_text)
-        cols["integrations"].append(
-            _encode(integrations).decode() if integrations is not None else None
+        traits = msg.traits
+        uid = msg.userId
+        aid = msg.anonymousId
+        rows.append(
+            (
+                message_id or f"qy-{uuid.uuid4()}",
+                kind,
+                msg.event if kind == "track" else None,
+                msg.name,
+                (uid or None) if uid.__class__ is str else _str(uid),
+                (aid or None) if aid.__class__ is str else _str(aid),
+                _str(msg.groupId),
+                _str(msg.previousId),
+                ts,
+                orig_us,
+                sent_us,
+                props,
+                _encode(traits) if traits is not None else None,
+                context_bytes,
+                _encode(integrations) if integrations is not None else None,
+                _encode(identifiers) if identifiers else None,
+            )
         )
-        cols["identifiers"].append(_encode(identifiers).decode() if identifiers else None)
     return out

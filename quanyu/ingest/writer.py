@@ -30,6 +30,7 @@ log = logging.getLogger("quanyu.ingest.writer")
 
 _TS = pa.timestamp("us")
 _TS_FIELDS = frozenset({"timestamp", "original_timestamp", "sent_at", "received_at"})
+_JSON_FIELDS = frozenset({"properties", "traits", "context", "integrations", "identifiers"})
 EVENT_SCHEMA = pa.schema(
     [pa.field(c, _TS if c in _TS_FIELDS else pa.string()) for c in EVENT_COLUMNS]
 )
@@ -137,10 +138,14 @@ def normalized_table(
         "brand_id": pa.array([brand_id] * n, pa.string()),
         "received_at": pa.array([received.value] * n, pa.int64()).cast(_TS),
     }
+    columns = norm.columns
     for name in ROW_FIELDS:
-        values = norm.columns[name]
+        values = columns[name]
         if name in _TS_FIELDS:
             arrays[name] = pa.array(values, pa.int64()).cast(_TS)
+        elif name in _JSON_FIELDS:
+            # JSON text arrives as UTF-8 bytes; the cast checks the encoding in C++
+            arrays[name] = pa.array(values, pa.binary()).cast(pa.string())
         else:
             arrays[name] = pa.array(values, pa.string())
     return pa.table([arrays[c] for c in EVENT_COLUMNS], schema=EVENT_SCHEMA)

@@ -117,13 +117,12 @@ def test_batch_context_merges_under_item_context_and_ip_is_filled() -> None:
 
 
 def test_ip_spliced_into_raw_context() -> None:
-    assert json.loads(str(one({"type": "page", "userId": "u"}, ip="1.1.1.1")["context"])) == {
-        "ip": "1.1.1.1"
-    }
-    ctx = json.loads(
-        str(one({"type": "page", "userId": "u", "context": {"a": 1}}, ip="1.1.1.1")["context"])
-    )
-    assert ctx == {"ip": "1.1.1.1", "a": 1}
+    bare = one({"type": "page", "userId": "u"}, ip="1.1.1.1")["context"]
+    assert isinstance(bare, bytes)
+    assert json.loads(bare) == {"ip": "1.1.1.1"}
+    ctx = one({"type": "page", "userId": "u", "context": {"a": 1}}, ip="1.1.1.1")["context"]
+    assert isinstance(ctx, bytes)
+    assert json.loads(ctx) == {"ip": "1.1.1.1", "a": 1}
 
 
 def test_numeric_user_id_becomes_text() -> None:
@@ -170,6 +169,15 @@ def test_one_bad_message_does_not_sink_the_batch() -> None:
     assert out.count == 5
     assert [r.index for r in out.rejects] == [2]
     assert out.rejects[0].code == "invalid_json"
+
+
+def test_invalid_utf8_is_rejected_not_stored() -> None:
+    bad = b'{"type":"track","event":"E","userId":"u","properties":{"a":"\xff"}}'
+    good = enc({"type": "track", "event": "E", "userId": "u"})
+    out = normalize([bad, good], received_at=RECEIVED)
+    assert out.count == 1
+    assert [(r.index, r.code) for r in out.rejects] == [(0, "invalid_json")]
+    assert "UTF-8" in out.rejects[0].reason
 
 
 def test_message_size_limit() -> None:

@@ -209,7 +209,7 @@ def test_normalize_applies_the_verdict() -> None:
         "unplanned_properties:Order Completed",
         "unplanned_event:Nope",
     ]
-    assert out.columns["properties"][0] == '{"revenue":1}'
+    assert out.columns["properties"][0] == b'{"revenue":1}'
 
 
 def test_compiled_recompiles_only_when_the_plan_changes(tmp_path: Path) -> None:
