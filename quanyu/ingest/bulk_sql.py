@@ -26,27 +26,23 @@ def _scalar(j: str) -> str:
     )
 
 
-def _texts(paths: str, of: str) -> str:
-    """The scalar texts at ``paths`` of the JSON ``of`` (a list, NULL where none)."""
-    return f"list_transform(json_extract({of}, {paths}), lambda v: {_scalar('v')})"
+def _truthy(j: str) -> str:
+    """The text of a JSON scalar as an id's scope: NULL where Python finds it falsy.
 
-
-def _paths(*paths: str) -> str:
-    return "[" + ", ".join(f"'{p}'" for p in paths) + "]"
-
-
-def _bag(bag: str) -> str:
-    """The identifier structs of one traits bag (JSON text), in the bag's own key order."""
-    ids = ", ".join(f"'{k}'" for k in _ID_KEYS)
-    apps = ", ".join(_scalar(f"json_extract({bag}, '$.{k}')") for k in _APP_KEYS)
-    brands = ", ".join(_scalar(f"json_extract({bag}, '$.{k}')") for k in _BRAND_KEYS)
-    value = _scalar(f"json_extract({bag}, '$.' || k)")  # k is one of the plain keys above
+    normalize._first skips falsy values (0, 0.0, false, "") before turning one into text.
+    """
+    s = f"json_extract_string({j}, '$')"
     return (
-        f"coalesce(list_transform(list_filter(json_keys({bag}), lambda k: k IN ({ids})),"
-        f" lambda k: {{'type': {_kind('k')}, 'value': {value},"
-        f" 'scope': CAST(CASE {_kind('k')} WHEN 'openid' THEN coalesce({apps}, ctx_app)"
-        f" WHEN 'member_id' THEN coalesce({brands}, brand_id) END AS VARCHAR)}}), [])"
+        f"CASE json_type({j}) WHEN 'VARCHAR' THEN nullif({s}, '')"
+        f" WHEN 'BIGINT' THEN nullif({s}, '0') WHEN 'UBIGINT' THEN {s}"
+        f" WHEN 'DOUBLE' THEN CASE WHEN TRY_CAST({s} AS DOUBLE) <> 0 THEN {_scalar(j)} END"
+        f" WHEN 'BOOLEAN' THEN CASE WHEN {s} = 'true' THEN 'True' END END"
     )
+
+
+def _first(m: str, keys: tuple[str, ...]) -> str:
+    """The first truthy value of ``keys`` in the map ``m`` (a JSON object), as text."""
+    return "coalesce(" + ", ".join(_truthy(f"{m}['{k}']") for k in keys) + ")"
 
 
 def _kind(t: str) -> str:
@@ -54,22 +50,31 @@ def _kind(t: str) -> str:
     return f"CASE {t} {whens} ELSE {t} END"
 
 
-def _external() -> str:
-    """context.externalIds items ({type, id, collection, app and brand keys}) as structs.
+def _bag(m: str, app: str, brand: str) -> str:
+    """The identifier structs of one traits bag (a map of JSON values), in its key order.
 
-    ``ef`` holds each item's texts: type, id, collection, then the app and brand keys.
+    ``app`` and ``brand`` are the bag's own scopes (columns computed once per row).
     """
-    app = ", ".join([f"f[{4 + i}]" for i in range(len(_APP_KEYS))] + ["ctx_app"])
-    brand = ", ".join(
-        [f"f[{4 + len(_APP_KEYS) + i}]" for i in range(len(_BRAND_KEYS))] + ["brand_id"]
-    )
+    ids = ", ".join(f"'{k}'" for k in _ID_KEYS)
     return (
-        "list_transform(list_transform(CASE WHEN has_ext THEN json_extract(cx[2], '$[*]') END,"
-        f" lambda e: {_texts(_EXT_PATHS, 'e')}),"
-        f" lambda f: {{'type': {_kind('f[1]')},"
-        " 'value': CASE WHEN f[1] IS NOT NULL THEN f[2] END,"
-        f" 'scope': CASE {_kind('f[1]')} WHEN 'openid' THEN coalesce({app})"
-        f" WHEN 'member_id' THEN coalesce({brand}) ELSE f[3] END}})"
+        f"coalesce(list_transform(list_filter(map_entries({m}), lambda e: e.key IN ({ids})),"
+        f" lambda e: {{'type': {_kind('e.key')}, 'value': {_scalar('e.value')},"
+        f" 'scope': CASE {_kind('e.key')} WHEN 'openid' THEN coalesce({app}, ctx_app)"
+        f" WHEN 'member_id' THEN coalesce({brand}, brand_id) END}}), [])"
+    )
+
+
+def _external() -> str:
+    """context.externalIds items (maps of {type, id, collection, app and brand keys})."""
+    kind, ty = _kind("x.t"), _truthy("e['type']")
+    value, collection = _scalar("x.e['id']"), _scalar("x.e['collection']")
+    return (
+        f"list_transform(list_filter(list_transform(cx.externalIds,"
+        f" lambda e: {{'t': {ty}, 'e': e}}), lambda x: x.t IS NOT NULL),"
+        f" lambda x: {{'type': {kind}, 'value': {value},"
+        f" 'scope': CASE {kind} WHEN 'openid' THEN coalesce({_first('x.e', _APP_KEYS)}, ctx_app)"
+        f" WHEN 'member_id' THEN coalesce({_first('x.e', _BRAND_KEYS)}, brand_id)"
+        f" ELSE {collection} END}})"
     )
 
 
@@ -116,21 +121,12 @@ _HASHED = (
     )
     + ")"
 )
-_CTX_PATHS = _paths(
-    "$.traits",
-    "$.externalIds",
-    "$.device.id",
-    "$.app.id",
-    "$.app.app_id",
-    "$.app.appId",
-    "$.app.appid",
-)
-_EXT_PATHS = _paths(
-    "$.type",
-    "$.id",
-    "$.collection",
-    *(f"$.{k}" for k in _APP_KEYS),
-    *(f"$.{k}" for k in _BRAND_KEYS),
+_MAP = "MAP(VARCHAR, JSON)"
+#: The parts of a context identifiers come from, parsed in one pass. A part of another
+#: shape (or an object with a repeated key) comes out NULL.
+_CTX_SHAPE = (
+    f'{{"traits": "{_MAP}", "externalIds": ["{_MAP}"], "device": {{"id": "JSON"}},'
+    f' "app": "{_MAP}"}}'
 )
 _ID_HINT = (
     "(traits IS NOT NULL OR contains(context, 'traits')"
@@ -182,17 +178,20 @@ WITH p AS (
   FROM typed
 ), ctx AS (
   SELECT checked.*, CASE WHEN code IS NULL AND {_ID_HINT}
-    THEN json_extract(context, {_CTX_PATHS}) END AS cx
+    THEN json_transform(context, '{_CTX_SHAPE}') END AS cx,
+    CASE WHEN code IS NULL AND traits IS NOT NULL
+    THEN json_transform(traits, '"{_MAP}"') END AS m1
   FROM checked
 ), texts AS (
-  SELECT ctx.*, CASE WHEN cx IS NOT NULL THEN traits END AS b1,
-    CASE WHEN json_type(cx[1]) = 'OBJECT' THEN cx[1] END AS b2,
-    coalesce(json_type(cx[2]) = 'ARRAY', false) AS has_ext, {_scalar("cx[3]")} AS device_id,
-    coalesce({", ".join(_scalar(f"cx[{i}]") for i in range(4, 8))}) AS ctx_app
+  SELECT ctx.*, cx.traits AS m2, {_scalar("cx.device.id")} AS device_id,
+    {_first("cx.app", ("id", *_APP_KEYS))} AS ctx_app,
+    {_first("m1", _APP_KEYS)} AS app1, {_first("m1", _BRAND_KEYS)} AS brand1,
+    {_first("cx.traits", _APP_KEYS)} AS app2, {_first("cx.traits", _BRAND_KEYS)} AS brand2
   FROM ctx
 ), found AS (
-  SELECT texts.*, CASE WHEN cx IS NOT NULL THEN list_filter(list_concat({_bag("b1")},
-      {_bag("b2")}, coalesce({_external()}, []),
+  SELECT texts.*, CASE WHEN cx IS NOT NULL THEN list_filter(list_concat(
+      {_bag("m1", "app1", "brand1")}, {_bag("m2", "app2", "brand2")},
+      coalesce({_external()}, []),
       [{{'type': 'device_id', 'value': device_id, 'scope': CAST(NULL AS VARCHAR)}}]),
     lambda x: x.value IS NOT NULL) END AS ids
   FROM texts
