@@ -121,6 +121,11 @@ def serve(
     # The writer thread needs the GIL briefly between long GIL-free DuckDB calls; the
     # default 5 ms switch interval would make it queue behind request parsing each time.
     sys.setswitchinterval(0.0005)
+    err.print(
+        f"Quanyu serving {settings.base_url} (OpenAPI docs at {settings.base_url}/docs),"
+        f" data in {settings.data_dir}; Ctrl-C stops it.",
+        highlight=False,
+    )
     uvicorn.run(
         create_app(settings, announce=True),
         host=settings.host,
