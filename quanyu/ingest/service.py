@@ -69,6 +69,10 @@ class Ingestor:
     """Everything the tracking API needs at request time, owned by the server process."""
 
     key_ttl = 2.0
+    #: Past this many events waiting for the writer, new requests get a 503 (backpressure).
+    max_queued_events = 200_000
+    #: How long a request waits for its commit before answering 503.
+    commit_timeout = 60.0
 
     def __init__(self, engine: Engine, writer: Writer, *, default_rate_limit: int) -> None:
         self.engine = engine
@@ -211,8 +215,24 @@ class Ingestor:
             received_at=received_at.astimezone(UTC).replace(tzinfo=None),
         )
         if chunk.count or chunk.dead:
+            if self.writer.depth > self.max_queued_events:
+                raise Unavailable(
+                    f"The server has {self.writer.depth} events waiting to be written, more than"
+                    f" its limit of {self.max_queued_events}: nothing of this request was stored;"
+                    " retry it in a moment."
+                )
             try:
-                await asyncio.wrap_future(self.writer.submit(chunk))
+                # shielded: a client that hangs up must not cancel the commit under way
+                await asyncio.wait_for(
+                    asyncio.shield(asyncio.wrap_future(self.writer.submit(chunk))),
+                    self.commit_timeout,
+                )
+            except TimeoutError as e:
+                # it may still commit; a retry then finds its messageIds and adds nothing
+                raise Unavailable(
+                    f"The events were not committed within {self.commit_timeout:.0f} s;"
+                    " retry the request (retries are deduplicated)."
+                ) from e
             except Exception as e:  # noqa: BLE001 - the writer logged it; the client retries
                 raise Unavailable(
                     "The events could not be committed (the server logged why); nothing of this"

@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -181,6 +181,17 @@ def write_chunks(engine: Engine, chunks: list[Chunk]) -> dict[str, int]:
     return dict(inserted)
 
 
+def _settle(future: Future[int], *, result: int = 0, error: BaseException | None = None) -> None:
+    """Resolve a waiter's future, unless the waiter gave up (timed out or disconnected)."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass  # cancelled by its waiter: the rows are committed all the same
+
+
 class Writer:
     """The single writer thread of a server process."""
 
@@ -247,7 +258,7 @@ class Writer:
             except Exception as e:  # noqa: BLE001 - every waiter must hear of the failure
                 log.exception("group commit of %d chunks failed", len(chunks))
                 for c in chunks:
-                    c.future.set_exception(e)
+                    _settle(c.future, error=e)
             else:
                 self.commits += 1
                 if log.isEnabledFor(logging.DEBUG):
@@ -262,7 +273,7 @@ class Writer:
                         },
                     )
                 for c in chunks:
-                    c.future.set_result(inserted.get(c.source_id, 0))
+                    _settle(c.future, result=inserted.get(c.source_id, 0))
             finally:
                 with self._lock:
                     self._pending -= sum(c.count for c in chunks)

@@ -63,3 +63,33 @@ def test_token_bucket_lets_an_oversize_batch_through_a_full_bucket() -> None:
     bucket = TokenBucket(10)
     assert bucket.take(25) == 0.0  # full bucket: one large batch passes
     assert bucket.take(1) > 0  # then the source waits for the debt to refill
+
+
+def test_backpressure_and_commit_timeout_answer_503(
+    engine: DuckDBEngine, ingestor: Ingestor
+) -> None:
+    import asyncio
+    import json
+    from datetime import UTC, datetime
+
+    from quanyu.errors import Unavailable
+    from quanyu.ingest.normalize import normalize
+
+    with engine.connect() as db:
+        t = tenancy.create_tenant(db, TenantCreate(name="T"), actor="test")
+        src = tenancy.create_source(db, SourceCreate(name="POS"), tenant=t.id, actor="test")
+    auth = ingestor.authenticate(src.write_key)
+    msg = json.dumps({"type": "track", "event": "E", "userId": "u", "messageId": "m"}).encode()
+    norm = normalize([msg], received_at=datetime.now(UTC))
+    # the writer thread was never started: nothing commits
+    ingestor.commit_timeout = 0.2
+    with pytest.raises(Unavailable, match="not committed within"):
+        asyncio.run(ingestor.store(auth, norm, received_at=datetime.now(UTC)))
+    ingestor.max_queued_events = 0
+    with pytest.raises(Unavailable, match="waiting to be written"):
+        asyncio.run(ingestor.store(auth, norm, received_at=datetime.now(UTC)))
+    # once the writer runs, the timed-out request's events do land, exactly once
+    ingestor.writer.start()
+    ingestor.writer.stop()
+    with engine.connect() as db:
+        assert db.raw("SELECT count(*) FROM events")[0][0] == 1  # type: ignore[attr-defined]

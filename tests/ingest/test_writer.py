@@ -67,3 +67,15 @@ def test_writer_reports_a_failed_commit_to_every_waiter(engine: DuckDBEngine) ->
         fut.result(timeout=10)
     writer.stop()
     assert count(engine, "SELECT count(*) FROM events") == 0  # rolled back whole
+
+
+def test_a_waiter_that_gave_up_does_not_stop_the_writer(engine: DuckDBEngine) -> None:
+    writer = Writer(engine, linger_ms=50)
+    gone = writer.submit(chunk(["a"]))
+    assert gone.cancel()  # the client hung up before the commit
+    writer.start()
+    later = writer.submit(chunk(["b"]))
+    assert later.result(timeout=10) >= 1
+    assert writer.alive
+    writer.stop()
+    assert count(engine, "SELECT count(*) FROM events") == 2  # both committed
