@@ -1,7 +1,7 @@
 """Bulk import: events/s for ~1M Segment-shaped events from Parquet and from JSON Lines.
 
 The path is the CLI's when no server runs: ``quanyu.ingest.importer.run_import`` reads
-the file in 100,000-row batches and posts them as Arrow IPC to the import API of an
+the file in 250,000-row batches and posts them as Arrow IPC to the import API of an
 in-process app, which prepares them and commits them through the group-commit writer
 into a DuckDB file. Each figure is for a fresh data dir; every event is checked to be
 in the database afterwards.

@@ -513,7 +513,7 @@ def import_events(
     source: SourceOpt = None,
     tenant: TenantOpt = None,
     mapping: MapOpt = None,
-    batch_rows: BatchOpt = 100_000,
+    batch_rows: BatchOpt = 250_000,
 ) -> None:
     """Import Segment-shaped events (type, event, userId, properties …) from files."""
     _import("events", path, source, tenant, mapping, batch_rows)
@@ -525,7 +525,7 @@ def import_profiles(
     source: SourceOpt = None,
     tenant: TenantOpt = None,
     mapping: MapOpt = None,
-    batch_rows: BatchOpt = 100_000,
+    batch_rows: BatchOpt = 250_000,
 ) -> None:
     """Import people, one per row: identifier columns (userId, phone, email, unionid,
     openid + app_id, member_id) and any other columns as traits."""

@@ -1,6 +1,6 @@
 """Bulk import API: a batch of rows as an Arrow IPC stream in, a summary out.
 
-``quanyu import`` posts ~100,000-row batches here. Each batch is validated and
+``quanyu import`` posts ~250,000-row batches here. Each batch is validated and
 normalised as columns (:mod:`quanyu.ingest.bulk`), checked against the tracking plan of
 a source that has one, and handed to the group-commit writer; the answer comes once
 the events and the dead letters are committed.

@@ -80,6 +80,9 @@ ROWS_SCHEMA = pa.schema(
     + [(f, pa.string()) for f in _JSON]
     + [("pre_code", pa.string()), ("pre_value", pa.string())]
 )
+#: Rows per Arrow chunk handed to DuckDB, which scans a registered table one chunk per
+#: thread: a batch in one chunk would be prepared (and inserted) on one core.
+SCAN_ROWS = 16_384
 _SOURCES_SCHEMA = pa.schema(
     [("id", pa.string()), ("tenant_id", pa.string()), ("brand_id", pa.string())]
 )
@@ -214,13 +217,19 @@ def _stage(db: Session, table: pa.Table, profiles: bool) -> pa.Table:
         cols["pre_code"] = pc.if_else(pc.is_null(raw), pa.scalar(None, pa.string()), "invalid_json")
         cols["pre_value"] = raw
     arrays = [cols.get(f.name) for f in ROWS_SCHEMA]
-    return pa.table(
+    staged = pa.table(
         [
             a if a is not None else pa.nulls(n, f.type)
             for a, f in zip(arrays, ROWS_SCHEMA, strict=True)
         ],
         schema=ROWS_SCHEMA,
     )
+    return rechunk(staged)
+
+
+def rechunk(table: pa.Table, rows: int = SCAN_ROWS) -> pa.Table:
+    """``table`` in chunks of at most ``rows`` (zero-copy slices): DuckDB scans in parallel."""
+    return pa.Table.from_batches(table.to_batches(max_chunksize=rows), table.schema)
 
 
 def _message(code: str, field: str | None, value: str | None, tenant: str) -> str:
@@ -314,7 +323,7 @@ def prepare(
     )
     valid = everything if pc.all(ok).as_py() else everything.filter(ok)
     first = _first_of_each(valid)
-    events = first.drop_columns(["_row"]).cast(EVENT_SCHEMA)
+    events = rechunk(first.drop_columns(["_row"]).cast(EVENT_SCHEMA))
     bad = out.filter(pc.invert(ok))
     return Prepared(
         events,

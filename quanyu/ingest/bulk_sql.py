@@ -5,6 +5,10 @@ Statements read only tables registered for the call (``bulk_rows``, ``bulk_sourc
 on the tenant again. The identifier expression is generated once, at import time, from
 the key lists of :mod:`quanyu.ingest.normalize`, so a bulk row yields the same
 ``identifiers`` as the same message sent to the tracking API.
+
+Identifiers are the costly part, so each context is parsed once (``json_transform`` to
+the few parts that can hold ids), and the ids are worked out once per distinct set of
+those parts (a session's events repeat them), then joined back to the rows.
 """
 
 from __future__ import annotations
@@ -13,36 +17,41 @@ from quanyu.engine import statement
 from quanyu.ingest.normalize import _APP_KEYS, _BRAND_KEYS, _ID_KEYS, MAX_MESSAGE_BYTES, TYPES
 
 
-def _scalar(j: str) -> str:
-    """The text normalize._str gives a JSON scalar; NULL for null, "", objects and arrays."""
-    s = f"json_extract_string({j}, '$')"
-    d = f"TRY_CAST({s} AS DOUBLE)"
-    return (
-        f"CASE json_type({j}) WHEN 'VARCHAR' THEN nullif({s}, '')"
-        f" WHEN 'BIGINT' THEN {s} WHEN 'UBIGINT' THEN {s}"
-        f" WHEN 'DOUBLE' THEN CASE WHEN {d} = floor({d}) AND abs({d}) < 9.0e15"
-        f" THEN CAST(CAST({d} AS BIGINT) AS VARCHAR) ELSE {s} END"
-        f" WHEN 'BOOLEAN' THEN CASE WHEN {s} = 'true' THEN 'True' ELSE 'False' END END"
-    )
+def _scalar(v: str, *, truthy: bool = False) -> str:
+    """The text normalize._str gives the JSON value ``v``; NULL for null, "", objects, arrays.
 
-
-def _truthy(j: str) -> str:
-    """The text of a JSON scalar as an id's scope: NULL where Python finds it falsy.
-
-    normalize._first skips falsy values (0, 0.0, false, "") before turning one into text.
+    ``v`` is JSON as DuckDB writes it (no blanks, strings escaped only where they must
+    be), so the first character tells the type and only an escaped string is parsed.
+    With ``truthy``, values Python finds false (0, 0.0, false) are NULL too, as
+    normalize._first skips them.
     """
-    s = f"json_extract_string({j}, '$')"
+    v = f"CAST({v} AS VARCHAR)"  # JSON compares and concatenates as JSON: treat as text
+    d = f"TRY_CAST({v} AS DOUBLE)"
+    text = (
+        f"nullif(CASE WHEN contains({v}, chr(92)) THEN json_extract_string({v}, '$')"
+        f" ELSE substring({v}, 2, length({v}) - 2) END, '')"
+    )
+    number = (
+        f"CASE WHEN NOT regexp_matches({v}, '[.eE]') THEN {v}"
+        f" WHEN {d} = floor({d}) AND abs({d}) < 9.0e15 THEN CAST(CAST({d} AS BIGINT) AS VARCHAR)"
+        f" ELSE {v} END"
+    )
+    if truthy:
+        number = f"CASE WHEN {d} <> 0 THEN {number} END"
+    false = "NULL" if truthy else "'False'"
     return (
-        f"CASE json_type({j}) WHEN 'VARCHAR' THEN nullif({s}, '')"
-        f" WHEN 'BIGINT' THEN nullif({s}, '0') WHEN 'UBIGINT' THEN {s}"
-        f" WHEN 'DOUBLE' THEN CASE WHEN TRY_CAST({s} AS DOUBLE) <> 0 THEN {_scalar(j)} END"
-        f" WHEN 'BOOLEAN' THEN CASE WHEN {s} = 'true' THEN 'True' END END"
+        f"CASE left({v}, 1) WHEN '\"' THEN {text} WHEN 't' THEN 'True' WHEN 'f' THEN {false}"
+        f" WHEN 'n' THEN NULL WHEN '{{' THEN NULL WHEN '[' THEN NULL ELSE {number} END"
     )
 
 
-def _first(m: str, keys: tuple[str, ...]) -> str:
-    """The first truthy value of ``keys`` in the map ``m`` (a JSON object), as text."""
-    return "coalesce(" + ", ".join(_truthy(f"{m}['{k}']") for k in keys) + ")"
+def _first(values: list[str]) -> str:
+    """The first truthy of some JSON ``values``, as text (normalize._first, then _str)."""
+    return "coalesce(" + ", ".join(_scalar(v, truthy=True) for v in values) + ")"
+
+
+def _paths(*keys: str) -> str:
+    return "[" + ", ".join(f"'$.{k}'" for k in keys) + "]"
 
 
 def _kind(t: str) -> str:
@@ -57,24 +66,33 @@ def _bag(m: str, app: str, brand: str) -> str:
     """
     ids = ", ".join(f"'{k}'" for k in _ID_KEYS)
     return (
-        f"coalesce(list_transform(list_filter(map_entries({m}), lambda e: e.key IN ({ids})),"
-        f" lambda e: {{'type': {_kind('e.key')}, 'value': {_scalar('e.value')},"
-        f" 'scope': CASE {_kind('e.key')} WHEN 'openid' THEN coalesce({app}, ctx_app)"
+        f"coalesce(list_transform(list_transform(list_filter(map_entries({m}),"
+        f" lambda e: e.key IN ({ids})), lambda e: {{'k': {_kind('e.key')}, 'v': e.value}}),"
+        f" lambda e: {{'type': e.k, 'value': {_scalar('e.v')}, 'scope': CASE e.k"
+        f" WHEN 'openid' THEN coalesce({app}, ctx_app)"
         f" WHEN 'member_id' THEN coalesce({brand}, brand_id) END}}), [])"
     )
 
 
+_MAP = "'\"MAP(VARCHAR, JSON)\"'"
+_LIST = "'[\"JSON\"]'"
+#: What an externalIds item is read for: type, id, collection, app keys, brand keys.
+_EXT_PATHS = _paths("type", "id", "collection", *_APP_KEYS, *_BRAND_KEYS)
+
+
 def _external() -> str:
-    """context.externalIds items (maps of {type, id, collection, app and brand keys})."""
-    kind, ty = _kind("x.t"), _truthy("e['type']")
-    value, collection = _scalar("x.e['id']"), _scalar("x.e['collection']")
+    """context.externalIds items as identifier structs (items without a type skipped)."""
+    apps = [f"x.f[{4 + i}]" for i in range(len(_APP_KEYS))]
+    brands = [f"x.f[{4 + len(_APP_KEYS) + i}]" for i in range(len(_BRAND_KEYS))]
+    typed = f"lambda f: {{'t': {_scalar('f[1]', truthy=True)}, 'f': f}}"
     return (
-        f"list_transform(list_filter(list_transform(cx.externalIds,"
-        f" lambda e: {{'t': {ty}, 'e': e}}), lambda x: x.t IS NOT NULL),"
-        f" lambda x: {{'type': {kind}, 'value': {value},"
-        f" 'scope': CASE {kind} WHEN 'openid' THEN coalesce({_first('x.e', _APP_KEYS)}, ctx_app)"
-        f" WHEN 'member_id' THEN coalesce({_first('x.e', _BRAND_KEYS)}, brand_id)"
-        f" ELSE {collection} END}})"
+        f"list_transform(list_transform(list_filter(list_transform(list_transform("
+        f"json_transform(k3, {_LIST}), lambda e: json_extract(e, {_EXT_PATHS})), {typed}),"
+        f" lambda x: x.t IS NOT NULL), lambda x: {{'k': {_kind('x.t')}, 'f': x.f}}),"
+        f" lambda x: {{'type': x.k, 'value': {_scalar('x.f[2]')}, 'scope': CASE x.k"
+        f" WHEN 'openid' THEN coalesce({_first(apps)}, ctx_app)"
+        f" WHEN 'member_id' THEN coalesce({_first(brands)}, brand_id)"
+        f" ELSE {_scalar('x.f[3]')} END}})"
     )
 
 
@@ -121,12 +139,9 @@ _HASHED = (
     )
     + ")"
 )
-_MAP = "MAP(VARCHAR, JSON)"
-#: The parts of a context identifiers come from, parsed in one pass. A part of another
-#: shape (or an object with a repeated key) comes out NULL.
+#: The parts of a context identifiers come from, parsed in one pass.
 _CTX_SHAPE = (
-    f'{{"traits": "{_MAP}", "externalIds": ["{_MAP}"], "device": {{"id": "JSON"}},'
-    f' "app": "{_MAP}"}}'
+    """'{"traits": "JSON", "externalIds": "JSON", "device": {"id": "JSON"}, "app": "JSON"}'"""
 )
 _ID_HINT = (
     "(traits IS NOT NULL OR contains(context, 'traits')"
@@ -178,33 +193,52 @@ WITH p AS (
   FROM typed
 ), ctx AS (
   SELECT checked.*, CASE WHEN code IS NULL AND {_ID_HINT}
-    THEN json_transform(context, '{_CTX_SHAPE}') END AS cx,
-    CASE WHEN code IS NULL AND traits IS NOT NULL
-    THEN json_transform(traits, '"{_MAP}"') END AS m1
+    THEN json_transform(context, {_CTX_SHAPE}) END AS cx
   FROM checked
-), texts AS (
-  SELECT ctx.*, cx.traits AS m2, {_scalar("cx.device.id")} AS device_id,
-    {_first("cx.app", ("id", *_APP_KEYS))} AS ctx_app,
-    {_first("m1", _APP_KEYS)} AS app1, {_first("m1", _BRAND_KEYS)} AS brand1,
-    {_first("cx.traits", _APP_KEYS)} AS app2, {_first("cx.traits", _BRAND_KEYS)} AS brand2
+), keyed AS (
+  SELECT ctx.*, CASE WHEN cx IS NOT NULL THEN traits END AS k1, cx.traits AS k2,
+    cx.externalIds AS k3, cx.device.id AS k4, cx.app AS k5
   FROM ctx
+), parts AS (
+  -- rows of a session repeat the same ids: work them out once per distinct set
+  SELECT DISTINCT k1, k2, k3, k4, k5, brand_id FROM keyed WHERE cx IS NOT NULL
+), bags AS (
+  SELECT parts.*, json_transform(k1, {_MAP}) AS m1,
+    CASE WHEN starts_with(k2, '{{') THEN json_transform(k2, {_MAP}) END AS m2,
+    json_extract(k5, {_paths("id", *_APP_KEYS)}) AS app
+  FROM parts
+), texts AS (
+  SELECT bags.*, {_scalar("k4")} AS device_id,
+    {_first([f"app[{i + 1}]" for i in range(len(_APP_KEYS) + 1)])} AS ctx_app,
+    {_first([f"m1['{k}']" for k in _APP_KEYS])} AS app1,
+    {_first([f"m1['{k}']" for k in _BRAND_KEYS])} AS brand1,
+    {_first([f"m2['{k}']" for k in _APP_KEYS])} AS app2,
+    {_first([f"m2['{k}']" for k in _BRAND_KEYS])} AS brand2
+  FROM bags
 ), found AS (
-  SELECT texts.*, CASE WHEN cx IS NOT NULL THEN list_filter(list_concat(
-      {_bag("m1", "app1", "brand1")}, {_bag("m2", "app2", "brand2")},
-      coalesce({_external()}, []),
+  -- a lambda costs per batch of rows even where its list is NULL: CASE skips those
+  SELECT texts.*, list_filter(list_concat(
+      CASE WHEN m1 IS NOT NULL THEN {_bag("m1", "app1", "brand1")} ELSE [] END,
+      CASE WHEN m2 IS NOT NULL THEN {_bag("m2", "app2", "brand2")} ELSE [] END,
+      CASE WHEN starts_with(k3, '[') THEN coalesce({_external()}, []) ELSE [] END,
       [{{'type': 'device_id', 'value': device_id, 'scope': CAST(NULL AS VARCHAR)}}]),
-    lambda x: x.value IS NOT NULL) END AS ids
+    lambda x: x.value IS NOT NULL) AS ids
   FROM texts
 ), uniq AS (
-  SELECT found.*, CASE WHEN len(ids) < 2 THEN ids ELSE list_filter(ids, lambda x, i: NOT
-      list_contains(list_transform(list_slice(ids, 1, i - 1), lambda y: y.type || chr(0)
-      || y.value), x.type || chr(0) || x.value)) END AS idents
+  SELECT k1, k2, k3, k4, k5, brand_id, CASE WHEN len(ids) < 2 THEN ids ELSE list_filter(ids,
+      lambda x, i: NOT list_contains(list_transform(list_slice(ids, 1, i - 1),
+      lambda y: y.type || chr(0) || y.value), x.type || chr(0) || x.value)) END AS idents
   FROM found
 ), coded AS (
-  SELECT uniq.*, CASE WHEN len(idents) > 0 THEN to_json(idents) END AS identifiers,
-    coalesce(code, CASE WHEN profiles AND user_id IS NULL AND anonymous_id IS NULL
-      AND coalesce(len(idents), 0) = 0 THEN 'no_identifier' END) AS reason_code
-  FROM uniq
+  SELECT keyed.*, CASE WHEN len(u.idents) > 0 THEN to_json(u.idents) END AS identifiers
+  FROM keyed LEFT JOIN uniq AS u ON keyed.cx IS NOT NULL
+    AND u.k1 IS NOT DISTINCT FROM keyed.k1 AND u.k2 IS NOT DISTINCT FROM keyed.k2
+    AND u.k3 IS NOT DISTINCT FROM keyed.k3 AND u.k4 IS NOT DISTINCT FROM keyed.k4
+    AND u.k5 IS NOT DISTINCT FROM keyed.k5 AND u.brand_id IS NOT DISTINCT FROM keyed.brand_id
+), reasoned AS (
+  SELECT coded.*, coalesce(code, CASE WHEN profiles AND user_id IS NULL AND anonymous_id IS NULL
+      AND identifiers IS NULL THEN 'no_identifier' END) AS reason_code
+  FROM coded
 )
 SELECT _row, source_id, brand_id, type,
   coalesce(message_id, 'imp-' || md5({_HASHED})) AS message_id,
@@ -220,7 +254,7 @@ SELECT _row, source_id, brand_id, type,
     WHEN 'invalid_field' THEN CASE bad_field WHEN 'timestamp' THEN ts_text
       WHEN 'originalTimestamp' THEN original_text WHEN 'sentAt' THEN sent_text END
     ELSE type END AS reason_value
-FROM coded
+FROM reasoned
 """,
 )
 

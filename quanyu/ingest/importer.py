@@ -1,7 +1,7 @@
 """Client side of bulk import: read CSV, JSON Lines and Parquet files into Arrow batches.
 
 The CLI (and anything else) calls :func:`run_import`: it reads a file or a folder of
-files in batches of about 100,000 rows, renames mapped columns, posts each batch as an
+files in batches of about 250,000 rows, renames mapped columns, posts each batch as an
 Arrow IPC stream to ``/v1/tenants/{t}/sources/{s}/imports/{kind}`` (two requests in
 flight, so the server prepares one batch while it commits the other), adds up the
 answers and writes the rows the server rejected to ``<input>.rejected.jsonl``.
@@ -41,6 +41,9 @@ FORMATS = {
 }
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 _BLOCK = 8 << 20
+#: Most bytes of Arrow data in one request: wide rows are posted in fewer rows at a time
+#: (the server takes at most 1 GiB).
+MAX_POST_BYTES = 256 << 20
 
 
 class Poster(Protocol):
@@ -198,7 +201,7 @@ def read_file(
     *,
     kind: Kind,
     mapping: dict[str, str] | None = None,
-    batch_rows: int = 100_000,
+    batch_rows: int = 250_000,
     seen: set[str] | None = None,
 ) -> Iterator[pa.Table]:
     """The rows of one file as tables of about ``batch_rows`` rows, columns mapped.
@@ -246,6 +249,14 @@ def _json_tables(path: Path, kind: Kind, mapping: dict[str, str], rows: int) -> 
         con.close()
 
 
+def _fit(table: pa.Table, max_bytes: int = MAX_POST_BYTES) -> Iterator[pa.Table]:
+    """``table`` in equal slices of at most about ``max_bytes`` each."""
+    parts = max(1, -(-table.nbytes // max_bytes))
+    rows = max(1, -(-table.num_rows // parts))
+    for start in range(0, max(table.num_rows, 1), rows):
+        yield table.slice(start, rows)
+
+
 def encode(table: pa.Table) -> bytes:
     """``table`` as an Arrow IPC stream."""
     sink = pa.BufferOutputStream()
@@ -262,7 +273,7 @@ def run_import(
     source: str,
     kind: Kind,
     mapping: dict[str, str] | None = None,
-    batch_rows: int = 100_000,
+    batch_rows: int = 250_000,
     on_progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     """Import a file or folder through the API; return the totals.
@@ -311,9 +322,10 @@ def run_import(
         try:
             for file in files:
                 offset = 0
-                for table in read_file(
+                tables = read_file(
                     file, kind=kind, mapping=mapping, batch_rows=batch_rows, seen=seen
-                ):
+                )
+                for table in (part for t in tables for part in _fit(t)):
                     body = encode(table)
                     future = pool.submit(client.post, url, content=body, headers=headers)
                     pending.append((file, offset, table.num_rows, future))

@@ -8,6 +8,12 @@ from quanyu.ingest.schema import EVENT_COLUMNS
 _COLS = ", ".join(EVENT_COLUMNS)
 
 #: Append staged events; a (source, messageId) seen before adds nothing.
+#: The same, counting what was new, for a group from a single source.
+INSERT_EVENTS_COUNTED = statement(
+    "ingest.insert_events_counted",
+    f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM staged_events ON CONFLICT DO NOTHING",
+    requires=(Capability.INSERT_IGNORE,),
+)
 INSERT_EVENTS = statement(
     "ingest.insert_events",
     f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM staged_events"

@@ -317,12 +317,13 @@ scalar = st.one_of(
     st.none(),
     st.text(max_size=6),
     st.integers(-5, 10**12),
-    st.sampled_from([1.0, 2.5, 13800138000.0, True]),
+    st.sampled_from([1.0, 2.5, 13800138000.0, True, 0, 0.0, False]),
 )
 id_keys = st.sampled_from(
     ["phone", "mobile", "email", "unionId", "openid", "open_id", "member_id", "memberId", "name"]
 )
-scope_keys = st.sampled_from(["app_id", "appId", "brand", "brand_id"])
+# a falsy scope (0, false, "") is skipped for the next one, as normalize._first does
+scope_keys = st.sampled_from(["app_id", "appId", "appid", "brand", "brand_id", "brandId"])
 # an object where an app or brand id belongs is not an id: the API would use its repr
 bag = st.builds(
     lambda ids, scopes: {**ids, **scopes},
@@ -332,7 +333,7 @@ bag = st.builds(
 external = st.lists(
     st.fixed_dictionaries(
         {"type": st.sampled_from(["phone", "openId", "member_id", "crm", ""]), "id": scalar},
-        optional={"collection": st.text(max_size=3), "appid": st.text(max_size=3)},
+        optional={"collection": scalar, "appid": scalar, "appId": scalar, "brandId": scalar},
     ),
     max_size=3,
 )
@@ -342,7 +343,7 @@ contexts = st.fixed_dictionaries(
         "traits": bag,
         "externalIds": external,
         "device": st.fixed_dictionaries({"id": scalar}),
-        "app": st.fixed_dictionaries({"id": st.text(max_size=3)}),
+        "app": st.fixed_dictionaries({}, optional={"id": scalar, "appId": scalar}),
     },
 )
 

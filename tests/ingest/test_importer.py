@@ -126,6 +126,15 @@ def test_parquet_is_read_in_batches_and_mapped(tmp_path: Path) -> None:
     assert importer.estimate_rows([path]) == 7
 
 
+def test_wide_batches_are_posted_in_slices_under_the_byte_limit() -> None:
+    table = pa.table({"properties": ["x" * 1000] * 10, "n": list(range(10))})
+    parts = list(importer._fit(table, max_bytes=2500))
+    assert [p.num_rows for p in parts] == [2, 2, 2, 2, 2]
+    assert all(p.nbytes <= 2500 for p in parts)
+    assert pa.concat_tables(parts).column("n").to_pylist() == list(range(10))
+    assert [p.num_rows for p in importer._fit(table)] == [10]  # small: one post
+
+
 def test_files_and_folders_are_found(tmp_path: Path) -> None:
     (tmp_path / "b.csv").write_text("userId\nu\n")
     (tmp_path / "sub").mkdir()
