@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -121,10 +122,11 @@ def serve(
     # The writer thread needs the GIL briefly between long GIL-free DuckDB calls; the
     # default 5 ms switch interval would make it queue behind request parsing each time.
     sys.setswitchinterval(0.0005)
-    err.print(
-        f"Quanyu serving {settings.base_url} (OpenAPI docs at {settings.base_url}/docs),"
-        f" data in {settings.data_dir}; Ctrl-C stops it.",
-        highlight=False,
+    logging.getLogger("quanyu").info(
+        "Quanyu serving %s (OpenAPI docs at %s/docs); Ctrl-C stops it",
+        settings.base_url,
+        settings.base_url,
+        extra={"fields": {"url": settings.base_url, "data_dir": str(settings.data_dir)}},
     )
     uvicorn.run(
         create_app(settings, announce=True),
