@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 CONSUMERS ?= 100000
 export QUANYU_DATA_DIR ?= quanyu-data
+export QUANYU_PORT ?= $(PORT)
 
 .PHONY: demo test check lint format typecheck bench serve clean chromium
 
