@@ -14,7 +14,7 @@ those parts (a session's events repeat them), then joined back to the rows.
 from __future__ import annotations
 
 from quanyu.engine import statement
-from quanyu.ingest.normalize import _APP_KEYS, _BRAND_KEYS, _ID_KEYS, MAX_MESSAGE_BYTES, TYPES
+from quanyu.ingest.normalize import APP_KEYS, BRAND_KEYS, ID_KEYS, MAX_MESSAGE_BYTES, TYPES
 
 
 def _scalar(v: str, *, truthy: bool = False) -> str:
@@ -55,7 +55,7 @@ def _paths(*keys: str) -> str:
 
 
 def _kind(t: str) -> str:
-    whens = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in _ID_KEYS.items())
+    whens = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in ID_KEYS.items())
     return f"CASE {t} {whens} ELSE {t} END"
 
 
@@ -64,7 +64,7 @@ def _bag(m: str, app: str, brand: str) -> str:
 
     ``app`` and ``brand`` are the bag's own scopes (columns computed once per row).
     """
-    ids = ", ".join(f"'{k}'" for k in _ID_KEYS)
+    ids = ", ".join(f"'{k}'" for k in ID_KEYS)
     return (
         f"coalesce(list_transform(list_transform(list_filter(map_entries({m}),"
         f" lambda e: e.key IN ({ids})), lambda e: {{'k': {_kind('e.key')}, 'v': e.value}}),"
@@ -77,13 +77,13 @@ def _bag(m: str, app: str, brand: str) -> str:
 _MAP = "'\"MAP(VARCHAR, JSON)\"'"
 _LIST = "'[\"JSON\"]'"
 #: What an externalIds item is read for: type, id, collection, app keys, brand keys.
-_EXT_PATHS = _paths("type", "id", "collection", *_APP_KEYS, *_BRAND_KEYS)
+_EXT_PATHS = _paths("type", "id", "collection", *APP_KEYS, *BRAND_KEYS)
 
 
 def _external() -> str:
     """context.externalIds items as identifier structs (items without a type skipped)."""
-    apps = [f"x.f[{4 + i}]" for i in range(len(_APP_KEYS))]
-    brands = [f"x.f[{4 + len(_APP_KEYS) + i}]" for i in range(len(_BRAND_KEYS))]
+    apps = [f"x.f[{4 + i}]" for i in range(len(APP_KEYS))]
+    brands = [f"x.f[{4 + len(APP_KEYS) + i}]" for i in range(len(BRAND_KEYS))]
     typed = f"lambda f: {{'t': {_scalar('f[1]', truthy=True)}, 'f': f}}"
     return (
         f"list_transform(list_transform(list_filter(list_transform(list_transform("
@@ -205,15 +205,15 @@ WITH p AS (
 ), bags AS (
   SELECT parts.*, json_transform(k1, {_MAP}) AS m1,
     CASE WHEN starts_with(k2, '{{') THEN json_transform(k2, {_MAP}) END AS m2,
-    json_extract(k5, {_paths("id", *_APP_KEYS)}) AS app
+    json_extract(k5, {_paths("id", *APP_KEYS)}) AS app
   FROM parts
 ), texts AS (
   SELECT bags.*, {_scalar("k4")} AS device_id,
-    {_first([f"app[{i + 1}]" for i in range(len(_APP_KEYS) + 1)])} AS ctx_app,
-    {_first([f"m1['{k}']" for k in _APP_KEYS])} AS app1,
-    {_first([f"m1['{k}']" for k in _BRAND_KEYS])} AS brand1,
-    {_first([f"m2['{k}']" for k in _APP_KEYS])} AS app2,
-    {_first([f"m2['{k}']" for k in _BRAND_KEYS])} AS brand2
+    {_first([f"app[{i + 1}]" for i in range(len(APP_KEYS) + 1)])} AS ctx_app,
+    {_first([f"m1['{k}']" for k in APP_KEYS])} AS app1,
+    {_first([f"m1['{k}']" for k in BRAND_KEYS])} AS brand1,
+    {_first([f"m2['{k}']" for k in APP_KEYS])} AS app2,
+    {_first([f"m2['{k}']" for k in BRAND_KEYS])} AS brand2
   FROM bags
 ), found AS (
   -- a lambda costs per batch of rows even where its list is NULL: CASE skips those

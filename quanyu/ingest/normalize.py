@@ -235,7 +235,9 @@ def _str(v: Id | None) -> str | None:
     return str(v)
 
 
-_ID_KEYS = {
+#: Keys of ``traits`` / ``context.traits`` that carry an identifier, and its type. The bulk
+#: import's SQL is generated from these too, so both paths extract the same identifiers.
+ID_KEYS = {
     "phone": "phone",
     "mobile": "phone",
     "phone_number": "phone",
@@ -250,8 +252,10 @@ _ID_KEYS = {
     "member_id": "member_id",
     "memberId": "member_id",
 }
-_APP_KEYS = ("app_id", "appId", "appid")
-_BRAND_KEYS = ("brand", "brand_id", "brandId")
+#: Keys naming the WeChat app an openid belongs to.
+APP_KEYS = ("app_id", "appId", "appid")
+#: Keys naming the brand a member id belongs to.
+BRAND_KEYS = ("brand", "brand_id", "brandId")
 
 
 def _first(d: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -283,27 +287,27 @@ def extract_identifiers(
         found.append({"type": kind, "value": text, "scope": _str(scope)})
 
     app = context.get("app")
-    app_id = _first(app, ("id", *_APP_KEYS)) if isinstance(app, dict) else None
+    app_id = _first(app, ("id", *APP_KEYS)) if isinstance(app, dict) else None
     for bag in (traits, context.get("traits")):
         if not isinstance(bag, dict):
             continue
         for key, value in bag.items():
-            kind = _ID_KEYS.get(key)
+            kind = ID_KEYS.get(key)
             if kind == "openid":
-                add(kind, value, _first(bag, _APP_KEYS) or app_id)
+                add(kind, value, _first(bag, APP_KEYS) or app_id)
             elif kind == "member_id":
-                add(kind, value, _first(bag, _BRAND_KEYS) or brand)
+                add(kind, value, _first(bag, BRAND_KEYS) or brand)
             elif kind is not None:
                 add(kind, value, None)
     external = context.get("externalIds")
     if isinstance(external, list):
         for item in external:
             if isinstance(item, dict) and item.get("type"):
-                kind = _ID_KEYS.get(str(item["type"]), str(item["type"]))
+                kind = ID_KEYS.get(str(item["type"]), str(item["type"]))
                 scope = (
-                    _first(item, _APP_KEYS) or app_id
+                    _first(item, APP_KEYS) or app_id
                     if kind == "openid"
-                    else _first(item, _BRAND_KEYS) or brand
+                    else _first(item, BRAND_KEYS) or brand
                     if kind == "member_id"
                     else item.get("collection")
                 )
