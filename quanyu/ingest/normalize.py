@@ -336,6 +336,28 @@ def _missing(kind: str, msg: Message) -> tuple[str, str] | None:
     return None
 
 
+def _reject(
+    out: Normalized,
+    index: int,
+    raw: bytes,
+    code: str,
+    reason: str,
+    msg: Message | None = None,
+    kind: str | None = None,
+) -> None:
+    out.rejects.append(
+        Reject(
+            index,
+            (msg.messageId or None) if msg else None,
+            kind,
+            msg.event if msg else None,
+            code,
+            reason,
+            raw,
+        )
+    )
+
+
 def normalize(
     items: Sequence[bytes | msgspec.Raw],
     *,
@@ -363,86 +385,65 @@ def normalize(
     received = micros(received_at)
     for index, raw in enumerate(items):
         raw_bytes = bytes(raw)
+
         if len(raw_bytes) > MAX_MESSAGE_BYTES:
-            out.rejects.append(
-                Reject(
-                    index,
-                    None,
-                    None,
-                    None,
-                    "message_too_large",
-                    f"The message is {len(raw_bytes)} bytes; the limit is {MAX_MESSAGE_BYTES}:"
-                    " trim its properties or traits.",
-                    raw_bytes,
-                )
+            _reject(
+                out,
+                index,
+                raw_bytes,
+                "message_too_large",
+                f"The message is {len(raw_bytes)} bytes; the limit is {MAX_MESSAGE_BYTES}:"
+                " trim its properties or traits.",
             )
             continue
         try:
             raw_bytes.decode()  # raw parts (properties, context) are stored as they came
         except UnicodeDecodeError as e:
-            out.rejects.append(
-                Reject(
-                    index,
-                    None,
-                    None,
-                    None,
-                    "invalid_json",
-                    f"The message is not valid UTF-8 ({e}); send JSON in UTF-8.",
-                    raw_bytes,
-                )
+            _reject(
+                out,
+                index,
+                raw_bytes,
+                "invalid_json",
+                f"The message is not valid UTF-8 ({e}); send JSON in UTF-8.",
             )
             continue
         try:
             msg = _message_decoder.decode(raw_bytes)
         except msgspec.ValidationError as e:
-            out.rejects.append(
-                Reject(
-                    index, None, None, None, "invalid_field", f"Invalid message: {e}.", raw_bytes
-                )
-            )
+            _reject(out, index, raw_bytes, "invalid_field", f"Invalid message: {e}.")
             continue
         except msgspec.DecodeError as e:
-            out.rejects.append(
-                Reject(
-                    index, None, None, None, "invalid_json", f"Not a JSON message: {e}.", raw_bytes
-                )
-            )
+            _reject(out, index, raw_bytes, "invalid_json", f"Not a JSON message: {e}.")
             continue
         kind = path_type or msg.type
         message_id = msg.messageId or None
         if kind not in TYPES:
-            out.rejects.append(
-                Reject(
-                    index,
-                    message_id,
-                    msg.type,
-                    msg.event,
-                    "unknown_type",
-                    f"Unknown message type {msg.type!r}: use one of {', '.join(sorted(TYPES))}.",
-                    raw_bytes,
-                )
+            _reject(
+                out,
+                index,
+                raw_bytes,
+                "unknown_type",
+                f"Unknown message type {msg.type!r}: use one of {', '.join(sorted(TYPES))}.",
+                msg,
+                msg.type,
             )
             continue
         broken = _missing(kind, msg)
         if broken:
-            out.rejects.append(
-                Reject(index, message_id, kind, msg.event, broken[0], broken[1], raw_bytes)
-            )
+            _reject(out, index, raw_bytes, broken[0], broken[1], msg, kind)
             continue
         props: bytes | None = bytes(msg.properties)
         if props == b"null":
             props = None
         elif props is not None and props.lstrip()[:1] != b"{":
-            out.rejects.append(
-                Reject(
-                    index,
-                    message_id,
-                    kind,
-                    msg.event,
-                    "invalid_field",
-                    "Invalid message: 'properties' must be a JSON object.",
-                    raw_bytes,
-                )
+            _reject(
+                out,
+                index,
+                raw_bytes,
+                "invalid_field",
+                "Invalid message: 'properties' must be a JSON object.",
+                msg,
+                kind,
             )
             continue
         if plan is not None:
@@ -472,16 +473,14 @@ def normalize(
         try:
             view = _context_decoder.decode(raw_context)
         except msgspec.DecodeError as e:
-            out.rejects.append(
-                Reject(
-                    index,
-                    message_id,
-                    kind,
-                    msg.event,
-                    "invalid_field",
-                    f"Invalid message: 'context' must be a JSON object ({e}).",
-                    raw_bytes,
-                )
+            _reject(
+                out,
+                index,
+                raw_bytes,
+                "invalid_field",
+                f"Invalid message: 'context' must be a JSON object ({e}).",
+                msg,
+                kind,
             )
             continue
         if batch_context:
