@@ -14,6 +14,15 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from quanyu.client import Client, connect
@@ -58,6 +67,13 @@ TenantOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def progress_bar(label: ProgressColumn, *extra: ProgressColumn) -> Progress:
+    """The CLI's progress bar on stderr: a label, the bar, done/total, time, then ``extra``."""
+    return Progress(
+        label, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), *extra, console=err
+    )
 
 
 @contextmanager
@@ -150,14 +166,6 @@ def demo(
     """Load a demo brand group (three brands, seven touchpoints, a year of events)."""
     from datetime import UTC, datetime, timedelta
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
     from quanyu.demo.load import load, save_keys
 
     settings = get_settings()
@@ -172,13 +180,7 @@ def demo(
         else datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         - timedelta(days=365)
     )
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-    ) as progress:
+    with progress_bar(TextColumn("{task.description}")) as progress:
 
         def step(description: str, total: int) -> Callable[[int], None]:
             task = progress.add_task(description, total=total)
@@ -436,15 +438,6 @@ def _import(
     mapping: list[str] | None,
     batch_rows: int,
 ) -> None:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from quanyu.ingest import importer
 
     fields = importer.parse_mapping(mapping or [])
@@ -457,14 +450,10 @@ def _import(
                 names = ", ".join(f"{s['id']} ({s['name']})" for s in found) or "none yet"
                 raise NotFound(f"Name a source with --source; the tenant's sources: {names}.")
             source = str(found[0]["id"])
-        progress = Progress(
+        progress = progress_bar(
             TextColumn(f"{kind} from {path.name}"),
-            BarColumn(),
-            MofNCompleteColumn(),
             TextColumn("{task.fields[rate]} rows/s"),
-            TimeElapsedColumn(),
             TimeRemainingColumn(),
-            console=err,
         )
         with progress:
             task = progress.add_task("import", total=importer.estimate_rows(files), rate="…")
