@@ -19,6 +19,10 @@ from quanyu.engine.statements import Statement
 Params = Sequence[Any] | None
 
 
+class DuplicateKey(Exception):
+    """A write would repeat a key the table declares unique; the transaction is aborted."""
+
+
 class Session(abc.ABC):
     """One thread's handle on the engine. Not shared between threads."""
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import duckdb
 import pyarrow as pa
 
-from quanyu.engine.base import Engine, Params, Session
+from quanyu.engine.base import DuplicateKey, Engine, Params, Session
 from quanyu.engine.capabilities import Capability
 from quanyu.engine.statements import Statement
 
@@ -21,7 +21,12 @@ class DuckDBSession(Session):
 
     def execute(self, stmt: Statement, params: Params = None) -> list[tuple[Any, ...]]:
         self._engine.check(stmt)
-        return self._con.execute(stmt.sql, params).fetchall()
+        try:
+            return self._con.execute(stmt.sql, params).fetchall()
+        except duckdb.ConstraintException as e:
+            if "duplicate key" in str(e).lower():
+                raise DuplicateKey(str(e)) from e
+            raise
 
     def arrow(self, stmt: Statement, params: Params = None) -> pa.Table:
         self._engine.check(stmt)

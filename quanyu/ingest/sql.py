@@ -7,6 +7,12 @@ from quanyu.ingest.schema import EVENT_COLUMNS
 
 _COLS = ", ".join(EVENT_COLUMNS)
 
+#: Append staged events; a (source, messageId) stored before fails the statement
+#: (``DuplicateKey``), and the writer falls back to the statements below.
+INSERT_NEW_EVENTS = statement(
+    "ingest.insert_new_events",
+    f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM staged_events",
+)
 #: Append staged events; a (source, messageId) seen before adds nothing.
 #: The same, counting what was new, for a group from a single source.
 INSERT_EVENTS_COUNTED = statement(
