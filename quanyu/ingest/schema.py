@@ -96,4 +96,14 @@ MIGRATIONS = [
         );
         """,
     ),
+    Migration(
+        "ingest",
+        2,
+        """
+        -- The number of the group commit that stored each event, increasing with commit
+        -- order: later capabilities (identity resolution) follow the table by it and
+        -- never miss an event that committed late.
+        ALTER TABLE events ADD COLUMN commit_seq BIGINT;
+        """,
+    ),
 ]

@@ -11,18 +11,19 @@ _COLS = ", ".join(EVENT_COLUMNS)
 #: (``DuplicateKey``), and the writer falls back to the statements below.
 INSERT_NEW_EVENTS = statement(
     "ingest.insert_new_events",
-    f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM staged_events",
+    f"INSERT INTO events (commit_seq, {_COLS}) SELECT ?, {_COLS} FROM staged_events",
 )
 #: Append staged events; a (source, messageId) seen before adds nothing.
 #: The same, counting what was new, for a group from a single source.
 INSERT_EVENTS_COUNTED = statement(
     "ingest.insert_events_counted",
-    f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM staged_events ON CONFLICT DO NOTHING",
+    f"INSERT INTO events (commit_seq, {_COLS}) SELECT ?, {_COLS} FROM staged_events"
+    " ON CONFLICT DO NOTHING",
     requires=(Capability.INSERT_IGNORE,),
 )
 INSERT_EVENTS = statement(
     "ingest.insert_events",
-    f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM staged_events"
+    f"INSERT INTO events (commit_seq, {_COLS}) SELECT ?, {_COLS} FROM staged_events"
     " ON CONFLICT DO NOTHING RETURNING source_id",
     requires=(Capability.INSERT_IGNORE,),
 )
@@ -59,6 +60,10 @@ GET_EVENT = statement(
     "ingest.get_event",
     f"SELECT {_EVENT_VIEW} FROM events WHERE tenant_id = ? AND message_id = ?"
     " AND (CAST(? AS VARCHAR) IS NULL OR source_id = ?)",
+)
+#: The last group commit's number, where the writer goes on from.
+LAST_COMMIT_SEQ = statement(
+    "ingest.last_commit_seq", "SELECT coalesce(max(commit_seq), 0) FROM events", tenant_scoped=False
 )
 COUNT_EVENTS = statement("ingest.count_events", "SELECT count(*) FROM events WHERE tenant_id = ?")
 

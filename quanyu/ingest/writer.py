@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -155,8 +156,10 @@ def events_table(chunks: list[Chunk]) -> pa.Table:
     return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
 
-def write_chunks(engine: Engine, chunks: list[Chunk]) -> dict[str, int]:
+def write_chunks(engine: Engine, chunks: list[Chunk], seq: int | None = None) -> dict[str, int]:
     """Store ``chunks`` in one transaction; return new (non-duplicate) events per source.
+
+    ``seq`` numbers the commit (``events.commit_seq``); by default, one past the last.
 
     Repeats are rare (a client's retry), so the events go in with a plain insert first,
     which costs DuckDB half what an insert checking every row for a conflict does. A
@@ -165,30 +168,45 @@ def write_chunks(engine: Engine, chunks: list[Chunk]) -> dict[str, int]:
     """
     events = events_table(chunks)
     dead = dead_letter_table(chunks)
+    if seq is None:
+        seq = last_commit_seq(engine) + 1
     try:
-        return _write(engine, chunks, events, dead, skip_stored=False)
+        return _write(engine, chunks, events, dead, seq, skip_stored=False)
     except DuplicateKey:
-        return _write(engine, chunks, events, dead, skip_stored=True)
+        return _write(engine, chunks, events, dead, seq, skip_stored=True)
+
+
+def last_commit_seq(engine: Engine) -> int:
+    """The number of the last group commit that stored events (0 before the first)."""
+    with engine.connect() as db:
+        row = db.one(q.LAST_COMMIT_SEQ)
+    return int(row[0]) if row else 0
 
 
 def _write(
-    engine: Engine, chunks: list[Chunk], events: pa.Table, dead: pa.Table, *, skip_stored: bool
+    engine: Engine,
+    chunks: list[Chunk],
+    events: pa.Table,
+    dead: pa.Table,
+    seq: int,
+    *,
+    skip_stored: bool,
 ) -> dict[str, int]:
     with engine.connect() as db, db.transaction():
         inserted: Counter[str] = Counter()
         if events.num_rows and not skip_stored:
-            db.with_table("staged_events", events, q.INSERT_NEW_EVENTS)
+            db.with_table("staged_events", events, q.INSERT_NEW_EVENTS, [seq])
             for c in chunks:
                 inserted[c.source_id] += c.count
         elif events.num_rows:
             sources = {c.source_id for c in chunks if c.count}
             if len(sources) == 1:  # the usual case: count, rather than return every row
                 inserted[sources.pop()] = db.with_table(
-                    "staged_events", events, q.INSERT_EVENTS_COUNTED
+                    "staged_events", events, q.INSERT_EVENTS_COUNTED, [seq]
                 )
             else:
                 db.register("staged_events", events)
-                result = db.arrow(q.INSERT_EVENTS)
+                result = db.arrow(q.INSERT_EVENTS, [seq])
                 db.unregister("staged_events")
                 inserted.update(result.column(0).to_pylist())
         if dead.num_rows:
@@ -224,10 +242,17 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="quanyu-writer", daemon=True)
         self._pending = 0
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[int], None]] = []
+        self._seq = 0
         self.commits = 0
 
     def start(self) -> None:
+        self._seq = last_commit_seq(self._engine)
         self._thread.start()
+
+    def add_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(commit_seq)`` from the writer thread after each commit."""
+        self._listeners.append(listener)
 
     @property
     def alive(self) -> bool:
@@ -275,13 +300,16 @@ class Writer:
             chunks, stopping = self._gather(first)
             started = time.perf_counter()
             try:
-                inserted = write_chunks(self._engine, chunks)
+                inserted = write_chunks(self._engine, chunks, self._seq + 1)
             except Exception as e:  # noqa: BLE001 - every waiter must hear of the failure
                 log.exception("group commit of %d chunks failed", len(chunks))
                 for c in chunks:
                     _settle(c.future, error=e)
             else:
+                self._seq += 1
                 self.commits += 1
+                for listener in self._listeners:
+                    listener(self._seq)
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug(
                         "group commit",

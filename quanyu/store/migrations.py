@@ -16,10 +16,15 @@ class Migration:
 
 def collect() -> list[Migration]:
     """Every capability's migrations, in the order they must run."""
+    from quanyu.identity import schema as identity_schema
     from quanyu.ingest import schema as ingest_schema
     from quanyu.tenancy import schema as tenancy_schema
 
-    migrations = [*tenancy_schema.MIGRATIONS, *ingest_schema.MIGRATIONS]
+    migrations = [
+        *tenancy_schema.MIGRATIONS,
+        *ingest_schema.MIGRATIONS,
+        *identity_schema.MIGRATIONS,
+    ]
     seen: set[tuple[str, int]] = set()
     for m in migrations:
         key = (m.capability, m.version)

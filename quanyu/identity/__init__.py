@@ -1,0 +1,1 @@
+"""Identity resolution (OneID): identifier rules, the identity graph, merges and splits."""

@@ -1,0 +1,384 @@
+"""A tenant's identity graph in memory, and turning a batch of events into its changes.
+
+Every event hangs on its strongest identifier (the anchor: lowest priority number) and
+links the anchor to each other identifier it carries. Links are numbered in arrival
+order; a person is a connected component under the type limits
+(:mod:`quanyu.identity.components`), named by its smallest node number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from quanyu.engine import Session
+from quanyu.errors import ValidationFailed
+from quanyu.identity import sql as q
+from quanyu.identity.components import MERGED, REFUSED, IncrementalGraph
+from quanyu.identity.normalize import normalize_many
+from quanyu.identity.secrets import TenantKeys, encrypt, identifier_key, mask
+from quanyu.identity.types import IdentifierType, IdentityRules, Scope, canonical_type_key
+from quanyu.identity.types import limit_key as type_limit_key
+
+#: Bucket 0 holds every node whose type has no limit.
+UNLIMITED = "*"
+#: Scope written for a scoped identifier that arrived without its app or brand.
+UNKNOWN_SCOPE = "-"
+
+NODE_SCHEMA = pa.schema(
+    [
+        ("node_id", pa.int64()),
+        ("id_type", pa.string()),
+        ("scope", pa.string()),
+        ("key", pa.string()),
+        ("value", pa.string()),
+        ("value_enc", pa.binary()),
+        ("masked", pa.string()),
+        ("profile_id", pa.int64()),
+        ("source_id", pa.string()),
+        ("first_seen", pa.timestamp("us")),
+    ]
+)
+EDGE_SCHEMA = pa.schema(
+    [
+        ("edge_id", pa.int64()),
+        ("a", pa.int64()),
+        ("b", pa.int64()),
+        ("kind", pa.string()),
+        ("score", pa.float64()),
+        ("status", pa.string()),
+        ("bucket", pa.string()),
+        ("source_id", pa.string()),
+        ("message_id", pa.string()),
+        ("seen_at", pa.timestamp("us")),
+    ]
+)
+CHANGE_SCHEMA = pa.schema(
+    [
+        ("change_id", pa.int64()),
+        ("changed_at", pa.timestamp("us")),
+        ("kind", pa.string()),
+        ("profile_id", pa.int64()),
+        ("other_profile_id", pa.int64()),
+        ("edge_id", pa.int64()),
+        ("node_id", pa.int64()),
+        ("source_id", pa.string()),
+        ("message_id", pa.string()),
+        ("actor", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+
+
+def pair(a: int, b: int) -> int:
+    """One integer for an unordered pair of node numbers (below 2**31 each)."""
+    return (a << 32) | b if a < b else (b << 32) | a
+
+
+@dataclass
+class TenantGraph:
+    """What the resolver keeps of one tenant between batches."""
+
+    tenant_id: str
+    rules: IdentityRules
+    keys: TenantKeys
+    graph: IncrementalGraph
+    node_of: dict[str, int]
+    bucket_index: dict[str, int]
+    pairs: set[int]
+    next_edge: int
+    next_change: int
+    resolved_seq: int
+    _types: dict[str, IdentifierType] = field(default_factory=dict)
+
+    def type_of(self, name: str) -> IdentifierType:
+        """The rules' type for a type name as it arrived in an event."""
+        t = self._types.get(name)
+        if t is None:
+            t = self.rules.type_for(canonical_type_key(name))
+            self._types[name] = t
+        return t
+
+    def bucket(self, t: IdentifierType, scope: str) -> int:
+        """The limit bucket of identifiers of type ``t`` in ``scope``, added when new."""
+        name = type_limit_key(t, scope) if t.limit else UNLIMITED
+        index = self.bucket_index.get(name)
+        if index is None:
+            index = int(self.graph.add_buckets([t.limit or 0])[0])
+            self.bucket_index[name] = index
+        return index
+
+    @property
+    def bucket_names(self) -> list[str]:
+        """Bucket names by index."""
+        names = [""] * len(self.bucket_index)
+        for name, i in self.bucket_index.items():
+            names[i] = name
+        return names
+
+
+def load_graph(
+    db: Session, tenant_id: str, keys: TenantKeys, rules: IdentityRules, state: tuple[Any, ...]
+) -> TenantGraph:
+    """Rebuild a tenant's in-memory graph from its stored nodes, links and numbers."""
+    nodes = db.arrow(q.LOAD_NODES, [tenant_id])
+    edges = db.arrow(q.LOAD_EDGES, [tenant_id])
+    g = TenantGraph(
+        tenant_id=tenant_id,
+        rules=rules,
+        keys=keys,
+        graph=IncrementalGraph(np.zeros(0, np.int64), [0]),
+        node_of={},
+        bucket_index={UNLIMITED: 0},
+        pairs=set(),
+        next_edge=int(state[2]),
+        next_change=int(state[3]),
+        resolved_seq=int(state[4]),
+    )
+    ids = nodes.column("node_id").to_pylist()
+    if ids != list(range(len(ids))):
+        raise RuntimeError(f"identity nodes of tenant {tenant_id} are not numbered 0..n-1")
+    buckets, limits = node_buckets(g, nodes)
+    g.graph = IncrementalGraph(buckets, limits, labels=nodes.column("profile_id").to_numpy())
+    g.node_of = dict(zip(nodes.column("key").to_pylist(), ids, strict=True))
+    a = edges.column("a").to_pylist()
+    b = edges.column("b").to_pylist()
+    g.pairs = {pair(x, y) for x, y in zip(a, b, strict=True)}
+    return g
+
+
+def node_buckets(g: TenantGraph, nodes: pa.Table) -> tuple[np.ndarray, list[int]]:
+    """The limit bucket of every node (LOAD_NODES order) and the limit of every bucket.
+
+    Works per distinct (type, scope), so it costs C code per node.
+    """
+    joined = pc.binary_join_element_wise(
+        nodes.column("id_type").combine_chunks(), nodes.column("scope").combine_chunks(), "\x00"
+    )
+    encoded = pc.dictionary_encode(joined)
+    per_pair = np.asarray(
+        [
+            g.bucket(g.type_of(t), s)
+            for t, _, s in (d.partition("\x00") for d in encoded.dictionary.to_pylist())
+        ],
+        np.int64,
+    )
+    limits = [0] * len(g.bucket_index)
+    for name, i in g.bucket_index.items():
+        limits[i] = 0 if name == UNLIMITED else g.type_of(name.split(":", 1)[0]).limit or 0
+    buckets = per_pair[encoded.indices.to_numpy()] if len(per_pair) else np.zeros(0, np.int64)
+    return buckets, limits
+
+
+@dataclass
+class BatchChanges:
+    """What one batch of events adds to the store, as Arrow tables, plus counts."""
+
+    nodes: pa.Table
+    edges: pa.Table
+    changes: pa.Table
+    event_nodes: pa.Table
+    relabel: pa.Table
+    merges: int = 0
+    refused: int = 0
+    dropped: int = 0
+
+
+def _scope_of(t: IdentifierType, given: str | None, source: str, brand: str | None) -> str:
+    if t.scope is Scope.GROUP:
+        return ""
+    if t.scope is Scope.SOURCE:
+        return source
+    value = given or (brand if t.scope is Scope.BRAND else None)
+    return value.replace(":", "_") if value else UNKNOWN_SCOPE
+
+
+def _occurrences(
+    g: TenantGraph, events: pa.Table
+) -> tuple[list[int], list[str], list[str], list[str]]:
+    """(event index, type, scope, raw value) of every identifier the events carry."""
+    ev: list[int] = []
+    types: list[str] = []
+    scopes: list[str] = []
+    raws: list[str] = []
+
+    def add(i: int, type_key: str, scope: str, raw: str) -> None:
+        ev.append(i)
+        types.append(type_key)
+        scopes.append(scope)
+        raws.append(raw)
+
+    source = events.column("source_id").to_pylist()
+    brand = events.column("brand_id").to_pylist()
+    uid = events.column("user_id").to_pylist()
+    aid = events.column("anonymous_id").to_pylist()
+    found = events.column("identifiers").to_pylist()
+    for i in range(events.num_rows):
+        if uid[i]:
+            add(i, "user_id", source[i], uid[i])
+        if aid[i]:
+            add(i, "anonymous_id", source[i], aid[i])
+        if found[i]:
+            for item in orjson.loads(found[i]):
+                try:
+                    t = g.type_of(item["type"])
+                except ValidationFailed:
+                    continue  # a type name with nothing usable in it: not an identifier
+                add(i, t.key, _scope_of(t, item.get("scope"), source[i], brand[i]), item["value"])
+    return ev, types, scopes, raws
+
+
+def resolve_events(g: TenantGraph, events: pa.Table, now: datetime) -> BatchChanges:
+    """Apply a batch of events (EVENTS_TO_RESOLVE's columns) to ``g``; return the rows to store.
+
+    ``g`` is changed in place: if storing the result fails, reload the graph.
+    """
+    ev, types, scopes, raws = _occurrences(g, events)
+    values, _reasons = normalize_many(g.rules, types, raws)
+    source = events.column("source_id").to_pylist()
+    message = events.column("message_id").to_pylist()
+    stamp = events.column("timestamp").to_pylist()
+    new_nodes: dict[str, list[Any]] = {name: [] for name in NODE_SCHEMA.names}
+    new_buckets: list[int] = []
+    first_new = g.graph.n_nodes
+    anchors: list[tuple[int, int]] = [(1 << 30, -1)] * events.num_rows  # (priority, node)
+    linked: list[list[int]] = [[] for _ in range(events.num_rows)]
+    dropped = 0
+    for i, t_key, scope, value in zip(ev, types, scopes, values, strict=True):
+        if value is None:
+            dropped += 1
+            continue
+        t = g.type_of(t_key)
+        key = identifier_key(g.keys, g.rules, t.key, scope, value)
+        node = g.node_of.get(key)
+        if node is None:
+            node = first_new + len(new_buckets)
+            g.node_of[key] = node
+            new_buckets.append(g.bucket(t, scope))
+            _new_node(g, new_nodes, node, t, scope, key, value, source[i], stamp[i])
+        linked[i].append(node)
+        if t.priority < anchors[i][0]:
+            anchors[i] = (t.priority, node)
+    if new_buckets:
+        g.graph.add_nodes(np.asarray(new_buckets, np.int64))
+    edges: dict[str, list[Any]] = {name: [] for name in EDGE_SCHEMA.names}
+    for i in range(events.num_rows):
+        anchor = anchors[i][1]
+        for node in linked[i]:
+            if node == anchor or pair(anchor, node) in g.pairs:
+                continue
+            g.pairs.add(pair(anchor, node))
+            for name, v in (
+                ("edge_id", g.next_edge),
+                ("a", anchor),
+                ("b", node),
+                ("kind", "same"),
+                ("score", None),
+                ("source_id", source[i]),
+                ("message_id", message[i]),
+                ("seen_at", stamp[i]),
+            ):
+                edges[name].append(v)
+            g.next_edge += 1
+    outcome = g.graph.add_edges(np.asarray(edges["a"], np.int64), np.asarray(edges["b"], np.int64))
+    names = g.bucket_names
+    kinds = outcome.kind.tolist()
+    edges["status"] = ["refused" if k == REFUSED else "active" for k in kinds]
+    edges["bucket"] = [names[b] if b >= 0 else None for b in outcome.bucket.tolist()]
+    changes: dict[str, list[Any]] = {name: [] for name in CHANGE_SCHEMA.names}
+    survivors, absorbed = outcome.survivor.tolist(), outcome.absorbed.tolist()
+    for j, kind in enumerate(kinds):
+        if kind != MERGED or absorbed[j] >= first_new:
+            continue  # a new identifier joining a person changes no stored OneID
+        for name, v in (
+            ("change_id", g.next_change),
+            ("changed_at", now),
+            ("kind", "merge"),
+            ("profile_id", survivors[j]),
+            ("other_profile_id", absorbed[j]),
+            ("edge_id", edges["edge_id"][j]),
+            ("node_id", edges["b"][j]),
+            ("source_id", edges["source_id"][j]),
+            ("message_id", edges["message_id"][j]),
+            ("actor", "resolver"),
+            ("detail", None),
+        ):
+            changes[name].append(v)
+        g.next_change += 1
+    # new nodes get their final person; stored persons that were absorbed are renamed
+    if new_buckets:
+        new_nodes["profile_id"] = g.graph.label_of(
+            np.arange(first_new, g.graph.n_nodes, dtype=np.int64)
+        ).tolist()
+    old = sorted({a for a in changes["other_profile_id"] if a < first_new})
+    relabel = pa.table(
+        {
+            "old_label": pa.array(old, pa.int64()),
+            "new_label": pa.array(g.graph.label_of(np.asarray(old, np.int64)).tolist(), pa.int64()),
+        }
+    )
+    event_nodes = pa.table(
+        {
+            "source_id": pa.array(source, pa.string()),
+            "message_id": pa.array(message, pa.string()),
+            "node_id": pa.array([a[1] for a in anchors], pa.int64()),
+            "resolved_at": pa.array([now] * events.num_rows, pa.timestamp("us")),
+        }
+    )
+    return BatchChanges(
+        nodes=pa.table(new_nodes, schema=NODE_SCHEMA),
+        edges=pa.table(edges, schema=EDGE_SCHEMA),
+        changes=pa.table(changes, schema=CHANGE_SCHEMA),
+        event_nodes=event_nodes,
+        relabel=relabel,
+        merges=kinds.count(MERGED),
+        refused=kinds.count(REFUSED),
+        dropped=dropped,
+    )
+
+
+def _new_node(
+    g: TenantGraph,
+    rows: dict[str, list[Any]],
+    node: int,
+    t: IdentifierType,
+    scope: str,
+    key: str,
+    value: str,
+    source_id: str,
+    seen: datetime,
+) -> None:
+    secret = t.pii and g.rules.pii_storage == "encrypted"
+    for name, v in (
+        ("node_id", node),
+        ("id_type", t.key),
+        ("scope", scope),
+        ("key", key),
+        ("value", None if t.pii else value),
+        ("value_enc", encrypt(g.keys, value, aad=key.encode()) if secret else None),
+        ("masked", mask(t.key, value) if t.pii else value),
+        ("profile_id", node),
+        ("source_id", source_id),
+        ("first_seen", seen),
+    ):
+        rows[name].append(v)
+
+
+def store_changes(db: Session, tenant_id: str, changes: BatchChanges) -> None:
+    """Write a batch's changes (inside the caller's transaction)."""
+    for name, table, stmt in (
+        ("staged_nodes", changes.nodes, q.INSERT_NODES),
+        ("staged_edges", changes.edges, q.INSERT_EDGES),
+        ("staged_changes", changes.changes, q.INSERT_CHANGES),
+        ("staged_event_nodes", changes.event_nodes, q.INSERT_EVENT_NODES),
+    ):
+        if table.num_rows:
+            db.with_table(name, table, stmt, [tenant_id])
+    if changes.relabel.num_rows:
+        db.with_table("staged_relabel", changes.relabel, q.RELABEL_PROFILES, [tenant_id])

@@ -1,0 +1,91 @@
+"""Tables of the identity capability: the identity graph and the history of every OneID."""
+
+from __future__ import annotations
+
+from quanyu.store.migrations import Migration
+
+MIGRATIONS = [
+    Migration(
+        "identity",
+        1,
+        """
+        -- Per-tenant identifier rules (JSON of quanyu.identity.types.IdentityRules) and the
+        -- counters of the tenant's graph: node and edge numbers are dense per tenant so the
+        -- graph is a set of numpy arrays; events up to commit `resolved_seq` are resolved.
+        CREATE TABLE identity_state (
+            tenant_id VARCHAR PRIMARY KEY,
+            rules VARCHAR,
+            next_node BIGINT NOT NULL,
+            next_edge BIGINT NOT NULL,
+            next_change BIGINT NOT NULL,
+            resolved_seq BIGINT NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        );
+        -- One row per identifier (a node of the graph). `key` is the matching key: the
+        -- canonical value, or for PII a keyed hash (quanyu.identity.secrets); the raw PII
+        -- value is only ever stored encrypted, in `value_enc`. `profile_id` is the OneID:
+        -- the smallest node number in the node's person, so it is the same whichever way
+        -- it was computed and the older person's number survives a merge.
+        CREATE TABLE id_nodes (
+            tenant_id VARCHAR NOT NULL,
+            node_id BIGINT NOT NULL,
+            id_type VARCHAR NOT NULL,
+            scope VARCHAR NOT NULL,
+            key VARCHAR NOT NULL,
+            value VARCHAR,
+            value_enc BLOB,
+            masked VARCHAR NOT NULL,
+            profile_id BIGINT NOT NULL,
+            source_id VARCHAR,
+            first_seen TIMESTAMP NOT NULL
+        );
+        CREATE INDEX id_nodes_key ON id_nodes (tenant_id, key);
+        -- One row per distinct link between two identifiers, in arrival order (`edge_id`).
+        -- status: active (it links, or would have: inside one person), refused (a limit
+        -- stopped the merge; `bucket` names the limit: a conflict for review), removed (a
+        -- person unlinked it: a split). kind 'probable' with a score is the place for
+        -- probabilistic matches; only 'same' edges merge today.
+        CREATE TABLE id_edges (
+            tenant_id VARCHAR NOT NULL,
+            edge_id BIGINT NOT NULL,
+            a BIGINT NOT NULL,
+            b BIGINT NOT NULL,
+            kind VARCHAR NOT NULL,
+            score DOUBLE,
+            status VARCHAR NOT NULL,
+            bucket VARCHAR,
+            source_id VARCHAR,
+            message_id VARCHAR,
+            seen_at TIMESTAMP NOT NULL,
+            reviewed_at TIMESTAMP,
+            review VARCHAR
+        );
+        -- Every change of a OneID: merge (other_profile_id went into profile_id through
+        -- edge_id), split (profile_id lost other_profile_id when node_id was unlinked),
+        -- rebuild (a full rebuild moved nodes).
+        CREATE TABLE profile_changes (
+            tenant_id VARCHAR NOT NULL,
+            change_id BIGINT NOT NULL,
+            changed_at TIMESTAMP NOT NULL,
+            kind VARCHAR NOT NULL,
+            profile_id BIGINT NOT NULL,
+            other_profile_id BIGINT,
+            edge_id BIGINT,
+            node_id BIGINT,
+            source_id VARCHAR,
+            message_id VARCHAR,
+            actor VARCHAR,
+            detail VARCHAR
+        );
+        -- The identifier each event hangs on (its strongest one; -1 when it carried no
+        -- usable identifier): events follow their identifiers through merges and splits.
+        CREATE TABLE event_nodes (
+            tenant_id VARCHAR NOT NULL,
+            source_id VARCHAR NOT NULL,
+            message_id VARCHAR NOT NULL,
+            node_id BIGINT NOT NULL,
+            resolved_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
+]

@@ -1,0 +1,379 @@
+"""The resolver: keeps every tenant's OneIDs in step with its events.
+
+It is the only writer of the identity tables. In ``quanyu serve`` it runs in a thread
+woken by each group commit, so an event is resolved within a second of its 200; the CLI
+runs it in-process when no server runs. Full rebuilds and splits go through it too, one
+at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from quanyu.engine import Engine, Session
+from quanyu.errors import NotFound, ValidationFailed
+from quanyu.identity import sql as q
+from quanyu.identity.components import Resolution, components_of, linked_nodes, resolve
+from quanyu.identity.graph import (
+    CHANGE_SCHEMA,
+    TenantGraph,
+    load_graph,
+    node_buckets,
+    resolve_events,
+    store_changes,
+)
+from quanyu.identity.normalize import InvalidIdentifier, normalize
+from quanyu.identity.secrets import TenantKeys, identifier_key
+from quanyu.identity.types import IdentityRules, Scope
+
+log = logging.getLogger("quanyu.identity")
+
+#: Events resolved per transaction (whole commits: a bulk commit may exceed it).
+BATCH_EVENTS = 200_000
+
+
+@dataclass
+class ResolveReport:
+    """What a resolve run did."""
+
+    events: int = 0
+    identifiers: int = 0
+    links: int = 0
+    merges: int = 0
+    conflicts: int = 0
+    dropped: int = 0
+    moved: int = 0
+    profiles: int = 0
+
+    def add(self, other: ResolveReport) -> None:
+        for name in ("events", "identifiers", "links", "merges", "conflicts", "dropped", "moved"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Resolver:
+    """Resolution for every tenant of one store (one per process)."""
+
+    def __init__(self, engine: Engine, master_key: bytes, *, batch_events: int = BATCH_EVENTS):
+        self._engine = engine
+        self._master = master_key
+        self._batch = batch_events
+        self._graphs: dict[str, TenantGraph] = {}
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seen_seq = 0
+
+    # --- background ---------------------------------------------------------------------
+    def notify(self, _seq: int = 0) -> None:
+        """Wake the background thread (the writer calls this after each commit)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Resolve in a background thread until :meth:`stop`."""
+        self._thread = threading.Thread(target=self._run, name="quanyu-resolver", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            try:
+                self.catch_up()
+            except Exception:  # noqa: BLE001 - logged; the next wake retries from the store
+                log.exception("identity resolution failed; retrying on the next commit")
+                self._stopping.wait(1.0)
+
+    # --- state --------------------------------------------------------------------------
+    def keys(self, tenant_id: str) -> TenantKeys:
+        """The tenant's hashing and encryption keys."""
+        return TenantKeys.derive(self._master, tenant_id)
+
+    def _state(self, db: Session, tenant_id: str) -> tuple[object, ...]:
+        row = db.one(q.GET_STATE, [tenant_id])
+        if row is None:
+            rules = orjson.dumps(IdentityRules.default().to_dict()).decode()
+            db.execute(q.CREATE_STATE, [tenant_id, rules, _now()])
+            row = db.one(q.GET_STATE, [tenant_id])
+            assert row is not None
+        return row
+
+    def rules(self, db: Session, tenant_id: str) -> IdentityRules:
+        """The tenant's identifier rules (the shipped defaults until changed)."""
+        raw = self._state(db, tenant_id)[0]
+        return IdentityRules.from_dict(orjson.loads(str(raw)))
+
+    def set_rules(self, db: Session, tenant_id: str, rules: IdentityRules) -> None:
+        """Replace the tenant's rules; they apply to what is resolved from now on and to
+        the next full rebuild."""
+        with self._lock:
+            self._state(db, tenant_id)
+            db.execute(q.UPDATE_RULES, [orjson.dumps(rules.to_dict()).decode(), _now(), tenant_id])
+            self._graphs.pop(tenant_id, None)
+
+    def _graph(self, db: Session, tenant_id: str) -> TenantGraph:
+        g = self._graphs.get(tenant_id)
+        if g is None:
+            state = self._state(db, tenant_id)
+            rules = IdentityRules.from_dict(orjson.loads(str(state[0])))
+            g = load_graph(db, tenant_id, self.keys(tenant_id), rules, state)
+            self._graphs[tenant_id] = g
+        return g
+
+    # --- incremental --------------------------------------------------------------------
+    def catch_up(self, tenant_id: str | None = None) -> ResolveReport:
+        """Resolve every committed event not resolved yet (of one tenant, or of all)."""
+        report = ResolveReport()
+        with self._lock, self._engine.connect() as db:
+            if tenant_id is not None:
+                tenants = [tenant_id]
+            else:
+                pending = db.execute(q.PENDING_TENANTS, [self._seen_seq])
+                tenants = sorted(t for t, _ in pending)
+                top = max((int(s) for _, s in pending), default=self._seen_seq)
+            for tenant in tenants:
+                report.add(self._catch_up(db, tenant))
+            if tenant_id is None:
+                self._seen_seq = top
+        return report
+
+    def _catch_up(self, db: Session, tenant_id: str) -> ResolveReport:
+        g = self._graph(db, tenant_id)
+        report = ResolveReport()
+        commits = db.execute(q.PENDING_COMMITS, [tenant_id, g.resolved_seq])
+        start, size = g.resolved_seq, 0
+        for i, (seq, count) in enumerate(commits):
+            size += int(count)
+            if size < self._batch and i + 1 < len(commits):
+                continue
+            report.add(self._resolve_range(db, g, start, int(seq)))
+            start, size = int(seq), 0
+        return report
+
+    def _resolve_range(self, db: Session, g: TenantGraph, after: int, upto: int) -> ResolveReport:
+        events = db.arrow(q.EVENTS_TO_RESOLVE, [g.tenant_id, after, upto])
+        now = _now()
+        try:
+            changes = resolve_events(g, events, now)
+            with db.transaction():
+                store_changes(db, g.tenant_id, changes)
+                self._save_counters(db, g, upto, now)
+        except BaseException:
+            self._graphs.pop(g.tenant_id, None)  # memory is ahead of the store: reload
+            raise
+        g.resolved_seq = upto
+        return ResolveReport(
+            events=events.num_rows,
+            identifiers=changes.nodes.num_rows,
+            links=changes.edges.num_rows,
+            merges=changes.merges,
+            conflicts=changes.refused,
+            dropped=changes.dropped,
+        )
+
+    def _save_counters(self, db: Session, g: TenantGraph, seq: int, now: datetime) -> None:
+        db.execute(
+            q.UPDATE_COUNTERS,
+            [g.graph.n_nodes, g.next_edge, g.next_change, seq, now, g.tenant_id],
+        )
+
+    # --- full rebuild -------------------------------------------------------------------
+    def rebuild(self, tenant_id: str, *, actor: str = "resolver") -> ResolveReport:
+        """Recompute every person of the tenant from all its links, in arrival order.
+
+        Gives the partition incremental resolution gives on the same links; links a
+        limit refused are tried again (a split may have made room for them).
+        """
+        with self._lock, self._engine.connect() as db:
+            report = self._catch_up(db, tenant_id)
+            g = self._graph(db, tenant_id)
+            nodes = db.arrow(q.LOAD_NODES, [tenant_id])
+            edges = _live_edges(db.arrow(q.LOAD_EDGES, [tenant_id]))
+            bucket, limits = node_buckets(g, nodes)
+            stored = nodes.column("profile_id").to_numpy()
+            res = resolve(
+                nodes.num_rows,
+                edges.column("a").to_numpy(),
+                edges.column("b").to_numpy(),
+                bucket,
+                limits,
+            )
+            everything = np.arange(nodes.num_rows, dtype=np.int64)
+            moved = self._store_partition(
+                db, g, everything, stored, res, edges, kind="rebuild", actor=actor
+            )
+            g.graph = type(g.graph)(bucket, limits, labels=res.labels)
+        report.moved = moved
+        report.profiles = res.n_components
+        return report
+
+    def _store_partition(
+        self,
+        db: Session,
+        g: TenantGraph,
+        nodes: np.ndarray,
+        before: np.ndarray,
+        res: Resolution,
+        edges: pa.Table,
+        *,
+        kind: str,
+        actor: str,
+        node_id: int | None = None,
+        detail: str | None = None,
+        first: Callable[[Session], object] | None = None,
+    ) -> int:
+        """Store new labels of ``nodes`` and statuses of ``edges``; record the changes."""
+        labels, refused, refused_bucket = res.labels, res.refused, res.refused_bucket
+        changed = labels != before
+        names = g.bucket_names
+        status = np.full(edges.num_rows, "active", dtype=object)
+        status[refused] = "refused"
+        bucket = np.full(edges.num_rows, None, dtype=object)
+        bucket[refused] = [names[b] for b in refused_bucket.tolist()]
+        old_status = edges.column("status").to_numpy(zero_copy_only=False)
+        differs = status != old_status
+        pairs = sorted(set(zip(before[changed].tolist(), labels[changed].tolist(), strict=True)))
+        now = _now()
+        rows = {
+            "change_id": list(range(g.next_change, g.next_change + len(pairs))),
+            "changed_at": [now] * len(pairs),
+            "kind": [kind] * len(pairs),
+            "profile_id": [old for old, _ in pairs],
+            "other_profile_id": [new for _, new in pairs],
+            "edge_id": [None] * len(pairs),
+            "node_id": [node_id] * len(pairs),
+            "source_id": [None] * len(pairs),
+            "message_id": [None] * len(pairs),
+            "actor": [actor] * len(pairs),
+            "detail": [detail] * len(pairs),
+        }
+        with db.transaction():
+            if first is not None:
+                first(db)
+            if changed.any():
+                db.with_table(
+                    "staged_labels",
+                    pa.table({"node_id": nodes[changed], "label": labels[changed]}),
+                    q.RELABEL_NODES,
+                    [g.tenant_id],
+                )
+            if differs.any():
+                db.with_table(
+                    "staged_status",
+                    pa.table(
+                        {
+                            "edge_id": edges.column("edge_id").to_numpy()[differs],
+                            "status": pa.array(status[differs].tolist(), pa.string()),
+                            "bucket": pa.array(bucket[differs].tolist(), pa.string()),
+                        }
+                    ),
+                    q.SET_EDGE_STATUS,
+                    [g.tenant_id],
+                )
+            if pairs:
+                db.with_table(
+                    "staged_changes",
+                    pa.table(rows, schema=CHANGE_SCHEMA),
+                    q.INSERT_CHANGES,
+                    [g.tenant_id],
+                )
+                g.next_change += len(pairs)
+            self._save_counters(db, g, g.resolved_seq, now)
+        return int(changed.sum())
+
+    # --- splits -------------------------------------------------------------------------
+    def node_key(self, db: Session, tenant_id: str, type_key: str, value: str, scope: str) -> str:
+        """The graph key of an identifier as a person would type it (normalised, hashed)."""
+        rules = self.rules(db, tenant_id)
+        t = rules.type_for(type_key)
+        if t.scope is not Scope.GROUP and not scope:
+            raise ValidationFailed(
+                f"Identifier type {type_key!r} is scoped by {t.scope.value}: give the"
+                f" {t.scope.value} id as scope (for example {type_key}:<{t.scope.value}>:<value>)."
+            )
+        try:
+            canonical = normalize(rules, t.key, value)
+        except InvalidIdentifier as e:
+            raise ValidationFailed(f"{e.message}") from e
+        return identifier_key(self.keys(tenant_id), rules, t.key, scope, canonical)
+
+    def unlink(
+        self, tenant_id: str, node: int, *, actor: str, reason: str | None = None
+    ) -> list[int]:
+        """Remove every link of identifier ``node`` and re-resolve its person.
+
+        Returns the persons (OneID numbers) the old person became. The piece holding the
+        person's smallest node keeps its number; events follow their identifiers. The same
+        link arriving again later does not merge again.
+        """
+        with self._lock, self._engine.connect() as db:
+            self._catch_up(db, tenant_id)
+            g = self._graph(db, tenant_id)
+            if node < 0 or node >= g.graph.n_nodes:
+                raise NotFound(f"Identifier node {node} does not exist in this tenant.")
+            labels = g.graph.labels()
+            person = int(labels[node])
+            nodes = db.arrow(q.LOAD_NODES, [tenant_id])
+            edges = _live_edges(db.arrow(q.LOAD_EDGES, [tenant_id]), unlinked=node)
+            a = edges.column("a").to_numpy()
+            b = edges.column("b").to_numpy()
+            members = np.flatnonzero(labels == person)
+            closure = linked_nodes(members, a, b)
+            inside = np.isin(a, closure) & np.isin(b, closure)
+            bucket, limits = node_buckets(g, nodes)
+            res = components_of(closure, a[inside], b[inside], bucket[closure], limits)
+            self._store_partition(
+                db,
+                g,
+                closure,
+                labels[closure],
+                res,
+                edges.filter(pa.array(inside)),
+                kind="split",
+                actor=actor,
+                node_id=node,
+                detail=reason,
+                first=lambda tx: tx.execute(
+                    q.REMOVE_LINKS, [_now(), reason or "unlinked", tenant_id, node, node]
+                ),
+            )
+            g.graph.apply_partition(closure, res.labels)
+            pieces = res.labels[np.isin(closure, members)]
+            return sorted({int(x) for x in pieces.tolist()})
+
+
+def _live_edges(edges: pa.Table, unlinked: int | None = None) -> pa.Table:
+    """The links that take part in resolution: not removed, exact ('same'), and not
+    touching ``unlinked``."""
+    keep = pc.and_(
+        pc.not_equal(edges.column("status"), "removed"), pc.equal(edges.column("kind"), "same")
+    )
+    if unlinked is not None:
+        touching = pc.or_(
+            pc.equal(edges.column("a"), unlinked), pc.equal(edges.column("b"), unlinked)
+        )
+        keep = pc.and_(keep, pc.invert(touching))
+    return edges.filter(keep)
