@@ -27,7 +27,7 @@ from rich.table import Table
 
 from quanyu.client import Client, connect
 from quanyu.config import get_settings
-from quanyu.errors import NotFound, QuanyuError
+from quanyu.errors import InvalidRequest, NotFound, QuanyuError
 
 app = typer.Typer(
     help="Quanyu: omnichannel customer data platform.",
@@ -724,6 +724,117 @@ def quality(
                 "device_id",
             ],
             title=f"Identifier fill rates {title}",
+        )
+
+
+# --- identity (OneID) -------------------------------------------------------------------
+
+profiles_app = typer.Typer(help="People (OneIDs): look up, split.", no_args_is_help=True)
+app.add_typer(profiles_app, name="profiles")
+ScopeOpt = Annotated[
+    str, typer.Option(help="App id of an openid, brand id of a member id, source of a user id.")
+]
+
+
+def _identifier(spec: str) -> tuple[str, str]:
+    kind, sep, value = spec.partition(":")
+    if not sep or not kind or not value:
+        raise InvalidRequest(
+            f"{spec!r} is not an identifier: write TYPE:VALUE, for example phone:13812345678."
+        )
+    return kind, value
+
+
+@app.command("resolve")
+def resolve(
+    tenant: TenantOpt = None,
+    full: Annotated[bool, typer.Option("--full", help="Rebuild every person.")] = False,
+    evaluate: Annotated[
+        Path | None, typer.Option(help="Score against a truth Parquet (record_id, person_id).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Resolve events into people (OneID); optionally rebuild all, or score against a truth."""
+    with client() as c:
+        t = resolve_tenant(c, tenant)
+        with err.status("Resolving identities…"):
+            report = c.post(f"/v1/tenants/{t}/identity/resolve", params={"full": full})
+        show([report], list(report), as_json=as_json, title="Resolved")
+        if evaluate is not None:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            truth = pq.read_table(evaluate, columns=["record_id", "person_id"])
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, truth.schema) as writer:
+                writer.write_table(truth)
+            score = c.post(
+                f"/v1/tenants/{t}/identity/evaluate",
+                content=sink.getvalue().to_pybytes(),
+                headers={"content-type": "application/vnd.apache.arrow.stream"},
+            )
+            show([score], list(score), as_json=as_json, title="Pairwise agreement with the truth")
+
+
+@profiles_app.command("lookup")
+def profiles_lookup(
+    identifier: Annotated[str, typer.Argument(help="TYPE:VALUE, e.g. phone:13812345678")],
+    scope: ScopeOpt = "",
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The OneID an identifier belongs to."""
+    kind, value = _identifier(identifier)
+    with client() as c:
+        t = resolve_tenant(c, tenant)
+        ref = c.get(f"/v1/tenants/{t}/identity/lookup", type=kind, value=value, scope=scope)
+        show([ref], ["profile", "type", "value"], as_json=as_json)
+
+
+@profiles_app.command("split")
+def profiles_split(
+    identifier: Annotated[str, typer.Argument(help="TYPE:VALUE of the identifier to unlink")],
+    scope: ScopeOpt = "",
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the history).")] = None,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Unlink an identifier from its person; the person splits and is resolved again."""
+    kind, value = _identifier(identifier)
+    with client() as c:
+        t = resolve_tenant(c, tenant)
+        result = c.delete(
+            f"/v1/tenants/{t}/identity/links", type=kind, value=value, scope=scope, reason=reason
+        )
+        if as_json:
+            show([result], list(result), as_json=True)
+        else:
+            out.print(
+                f"Unlinked {result['unlinked']['type']} {result['unlinked']['value']};"
+                f" the person is now {', '.join(result['profiles'])}."
+            )
+
+
+@profiles_app.command("conflicts")
+def profiles_conflicts(tenant: TenantOpt = None, limit: int = 20, as_json: JsonOpt = False) -> None:
+    """Links a limit refused: two people sharing an identifier they should not."""
+    with client() as c:
+        t = resolve_tenant(c, tenant)
+        page = c.get(f"/v1/tenants/{t}/identity/conflicts", limit=limit)
+        rows = [
+            {
+                "edge": r["edge_id"],
+                "limit": r["limit"],
+                "a": f"{r['a']['type']} {r['a']['value']} ({r['a']['profile']})",
+                "b": f"{r['b']['type']} {r['b']['value']} ({r['b']['profile']})",
+                "seen_at": r["seen_at"],
+            }
+            for r in page["data"]
+        ]
+        show(
+            rows if not as_json else page["data"],
+            ["edge", "limit", "a", "b", "seen_at"],
+            as_json=as_json,
         )
 
 

@@ -64,8 +64,10 @@ class Client:
     def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
         return self.request("POST", path, json=json, **kwargs)
 
-    def delete(self, path: str) -> Any:
-        return self.request("DELETE", path)
+    def delete(self, path: str, **params: Any) -> Any:
+        return self.request(
+            "DELETE", path, params={k: v for k, v in params.items() if v is not None}
+        )
 
 
 @contextmanager

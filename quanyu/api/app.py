@@ -13,9 +13,11 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from quanyu import __version__
-from quanyu.api import errors, events, imports, ops, plans, tenancy, tracking
+from quanyu.api import errors, events, identity, imports, ops, plans, tenancy, tracking
 from quanyu.api.middleware import RequestContext
 from quanyu.config import Settings, get_settings
+from quanyu.identity.secrets import load_master_key
+from quanyu.identity.service import Resolver
 from quanyu.ingest.service import Ingestor
 from quanyu.ingest.writer import Writer
 from quanyu.observability import COMMITS
@@ -50,6 +52,10 @@ def create_app(
         )
         writer.start()
         ingestor = Ingestor(engine, writer, default_rate_limit=settings.default_rate_limit)
+        resolver = Resolver(engine, load_master_key(settings.data_dir))
+        writer.add_listener(resolver.notify)
+        resolver.start()
+        app.state.resolver = resolver
         app.state.engine = engine
         app.state.ingestor = ingestor
         app.state.local_token = local_token
@@ -72,6 +78,7 @@ def create_app(
         finally:
             housekeeping.cancel()
             writer.stop()
+            resolver.stop()
             ingestor.flush_key_use()
             if announce:
                 settings.server_file.unlink(missing_ok=True)
@@ -94,7 +101,7 @@ def create_app(
         expose_headers=["Retry-After", "X-RateLimit-Reset", "X-Request-ID"],
     )
     app.add_middleware(RequestContext)
-    for module in (tracking, tenancy, events, imports, plans, ops):
+    for module in (tracking, tenancy, events, imports, plans, identity, ops):
         app.include_router(module.router)
     return app
 

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from quanyu.engine import Engine, Session
 from quanyu.errors import Unauthorized
+from quanyu.identity.service import Resolver
 from quanyu.ingest.service import Ingestor
 from quanyu.tenancy import service as tenancy
 from quanyu.tenancy.models import Principal
@@ -28,6 +29,11 @@ async def get_ingestor(request: Request) -> Ingestor:
     return ingestor
 
 
+async def get_resolver(request: Request) -> Resolver:
+    resolver: Resolver = request.app.state.resolver
+    return resolver
+
+
 def get_db(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
     with engine.connect() as db:
         yield db
@@ -35,6 +41,7 @@ def get_db(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
 IngestorDep = Annotated[Ingestor, Depends(get_ingestor)]
+ResolverDep = Annotated[Resolver, Depends(get_resolver)]
 DbDep = Annotated[Session, Depends(get_db)]
 
 

@@ -57,7 +57,8 @@ class ImportResult(BaseModel):
     rejected_rows: list[RejectedRow]
 
 
-async def _read_table(request: Request) -> pa.Table:
+async def read_table(request: Request) -> pa.Table:
+    """The request body as an Arrow table (an Arrow IPC stream, within the size limit)."""
     parts: list[bytes] = []
     size = 0
     async for part in request.stream():
@@ -196,7 +197,7 @@ async def import_batch(
         if not sep or not src or not dst:
             raise InvalidRequest(f"map={item!r} is not 'sourceColumn=targetField'.")
         mapping[src] = dst
-    table = bulk.apply_mapping(await _read_table(request), mapping)
+    table = bulk.apply_mapping(await read_table(request), mapping)
     prepared, parts = await asyncio.to_thread(
         _prepare,
         ingestor,

@@ -21,7 +21,8 @@ phone limit 1, stays with A, and the edge to B is the conflict).
 ``resolve`` takes the fast path for everything that breaks no limit (connected
 components and counts in numpy) and runs the sequential union-find only on the edges of
 components that break one. ``IncrementalGraph`` keeps the same state online.
-``components_of`` re-resolves one component after links are removed (a split).
+``linked_nodes`` and ``components_of`` re-resolve just the nodes a removed link affects
+(a split); ``IncrementalGraph.apply_partition`` takes the result.
 """
 
 from __future__ import annotations
@@ -266,7 +267,8 @@ def resolve(
     # A component whose final counts are within every limit is final: each union the
     # sequential rule would make joins two subsets of it, whose counts are at most the
     # final counts, so no edge is refused. Components do not interact (an edge lies in
-    # one), so only the components over a limit need the sequential rule.
+    # one), so only the components over a limit need the sequential rule; ``sel`` is
+    # ascending, so it sees their edges in arrival order.
     counted = np.flatnonzero(limit[buckets] > 0)
     nb = len(limit)
     key = labels[counted] * nb + buckets[counted]
@@ -574,6 +576,8 @@ class IncrementalGraph:
         Raises:
             ValueError: ``nodes`` is not a union of whole components, or ``labels`` do
                 not name pieces by their smallest member.
+
+        The check that ``nodes`` are whole components scans every node (numpy, O(n)).
         """
         ids = _as_index("nodes", nodes, self._n)
         new = np.asarray(labels).astype(np.int64, copy=False)

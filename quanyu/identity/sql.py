@@ -38,13 +38,14 @@ PENDING_COMMITS = statement(
     "SELECT coalesce(commit_seq, 0) AS seq, count(*) FROM events"
     " WHERE tenant_id = ? AND coalesce(commit_seq, 0) > ? GROUP BY 1 ORDER BY 1",
 )
-#: The events of commits (after, upto], in the order their edges are numbered.
+#: The events of commits (after, upto], in the order their links are numbered: commit
+#: order, then event time within a commit.
 EVENTS_TO_RESOLVE = statement(
     "identity.events_to_resolve",
     "SELECT source_id, message_id, brand_id, user_id, anonymous_id, identifiers, timestamp"
     " FROM events WHERE tenant_id = ? AND coalesce(commit_seq, 0) > ?"
     " AND coalesce(commit_seq, 0) <= ?"
-    " ORDER BY coalesce(commit_seq, 0), received_at, source_id, message_id",
+    " ORDER BY coalesce(commit_seq, 0), timestamp, source_id, message_id",
 )
 
 LOAD_NODES = statement(
@@ -108,4 +109,41 @@ REMOVE_LINKS = statement(
     "UPDATE id_edges SET status = 'removed', reviewed_at = ?, review = ?"
     " WHERE tenant_id = ? AND (a = ? OR b = ?) AND status <> 'removed'",
     requires=(Capability.ROW_UPDATES,),
+)
+
+FIND_NODE = statement(
+    "identity.find_node",
+    "SELECT node_id, profile_id, id_type, masked FROM id_nodes WHERE tenant_id = ? AND key = ?",
+)
+LIST_CONFLICTS = statement(
+    "identity.list_conflicts",
+    "SELECT e.edge_id, e.bucket, e.source_id, e.message_id, e.seen_at, e.review, e.reviewed_at,"
+    " na.id_type, na.masked, na.profile_id, nb.id_type, nb.masked, nb.profile_id"
+    " FROM id_edges AS e"
+    " JOIN id_nodes AS na ON na.tenant_id = e.tenant_id AND na.node_id = e.a"
+    " JOIN id_nodes AS nb ON nb.tenant_id = e.tenant_id AND nb.node_id = e.b"
+    " WHERE e.tenant_id = ? AND e.status = 'refused'"
+    " AND (CAST(? AS BOOLEAN) OR e.reviewed_at IS NULL) AND e.edge_id < ?"
+    " ORDER BY e.edge_id DESC LIMIT ?",
+)
+REVIEW_CONFLICT = statement(
+    "identity.review_conflict",
+    "UPDATE id_edges SET review = ?, reviewed_at = ? WHERE tenant_id = ? AND edge_id = ?"
+    " AND status = 'refused'",
+    requires=(Capability.ROW_UPDATES,),
+)
+#: Pairwise agreement of the partition with a ground truth (record_id, person_id) staged
+#: as ``staged_truth``: pairs in both, pairs we made, true pairs, records matched.
+EVALUATE = statement(
+    "identity.evaluate",
+    "WITH m AS ("
+    "  SELECT t.person_id, n.profile_id FROM staged_truth AS t"
+    "  JOIN event_nodes AS e ON e.tenant_id = ? AND e.message_id = t.record_id"
+    "  JOIN id_nodes AS n ON n.tenant_id = ? AND n.node_id = e.node_id),"
+    " cell AS (SELECT person_id, profile_id, count(*) AS c FROM m GROUP BY person_id, profile_id),"
+    " ours AS (SELECT sum(c) AS x FROM cell GROUP BY profile_id),"
+    " truth AS (SELECT sum(c) AS x FROM cell GROUP BY person_id)"
+    " SELECT (SELECT sum(c * (c - 1) / 2) FROM cell), (SELECT sum(x * (x - 1) / 2) FROM ours),"
+    " (SELECT sum(x * (x - 1) / 2) FROM truth), (SELECT count(*) FROM m),"
+    " (SELECT count(*) FROM ours), (SELECT count(*) FROM truth)",
 )

@@ -49,6 +49,7 @@ def world(server: Server) -> World:
             "kind": "events",
             "write_key": b.write_key,
             "isv_id": isv["id"],
+            "edge_id": "0",
         },
     )
 

@@ -1,0 +1,100 @@
+"""Reading and reviewing the identity graph: lookups, conflicts, evaluation."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from quanyu.engine import Session
+from quanyu.errors import NotFound
+from quanyu.identity import sql as q
+from quanyu.identity.models import Conflict, ConflictPage, Evaluation, IdentifierRef
+from quanyu.identity.service import Resolver
+from quanyu.ids import utcnow
+
+
+def format_oneid(number: int) -> str:
+    """The public form of a OneID number."""
+    return f"P{number}"
+
+
+def find(
+    db: Session, resolver: Resolver, *, tenant: str, type: str, value: str, scope: str = ""
+) -> tuple[int, IdentifierRef]:
+    """The node and person of an identifier as a person would type it.
+
+    Raises:
+        NotFound: no event has carried that identifier.
+    """
+    key = resolver.node_key(db, tenant, type, value, scope)
+    row = db.one(q.FIND_NODE, [tenant, key])
+    if row is None:
+        where = f" in {scope}" if scope else ""
+        raise NotFound(
+            f"No person has the {type} {value!r}{where}: check the value, or that events"
+            " carrying it have been sent (resolution follows ingest within a second)."
+        )
+    return int(row[0]), IdentifierRef(type=row[2], value=row[3], profile=format_oneid(row[1]))
+
+
+def list_conflicts(
+    db: Session, *, tenant: str, reviewed: bool = False, cursor: str | None = None, limit: int = 50
+) -> ConflictPage:
+    """Links a limit refused, newest first; reviewed ones only when asked."""
+    before = int(cursor) if cursor else 2**62
+    rows = db.execute(q.LIST_CONFLICTS, [tenant, reviewed, before, limit + 1])
+    data = [
+        Conflict(
+            edge_id=r[0],
+            limit=r[1],
+            source_id=r[2],
+            message_id=r[3],
+            seen_at=r[4],
+            review=r[5],
+            reviewed_at=r[6],
+            a=IdentifierRef(type=r[7], value=r[8], profile=format_oneid(r[9])),
+            b=IdentifierRef(type=r[10], value=r[11], profile=format_oneid(r[12])),
+        )
+        for r in rows[:limit]
+    ]
+    more = len(rows) > limit
+    return ConflictPage(data=data, next_cursor=str(data[-1].edge_id) if more else None)
+
+
+def review_conflict(db: Session, *, tenant: str, edge_id: int, review: str) -> None:
+    """Mark a conflict as reviewed (the people stay apart; unlink to change that)."""
+    rows = db.execute(q.REVIEW_CONFLICT, [review, utcnow(), tenant, edge_id])
+    if not rows or not rows[0][0]:
+        raise NotFound(f"Conflict {edge_id} does not exist in this tenant.")
+
+
+def evaluate(db: Session, *, tenant: str, truth: pa.Table) -> Evaluation:
+    """Pairwise precision, recall and F1 of the partition against ``truth``.
+
+    ``truth`` has ``record_id`` (an event's messageId) and ``person_id`` (the true
+    person); records whose event carried no usable identifier are left out.
+    """
+    missing = {"record_id", "person_id"} - set(truth.column_names)
+    if missing:
+        raise NotFound(
+            f"The truth file lacks {', '.join(sorted(missing))}: it needs record_id and"
+            " person_id columns (the demo writes one as truth.parquet)."
+        )
+    table = truth.select(["record_id", "person_id"])
+    db.register("staged_truth", table)
+    try:
+        row = db.one(q.EVALUATE, [tenant, tenant])
+    finally:
+        db.unregister("staged_truth")
+    assert row is not None
+    both, ours, true, records, profiles, persons = (int(x or 0) for x in row)
+    precision = both / ours if ours else 1.0
+    recall = both / true if true else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Evaluation(
+        records=records,
+        profiles=profiles,
+        persons=persons,
+        precision=round(precision, 6),
+        recall=round(recall, 6),
+        f1=round(f1, 6),
+    )

@@ -1,0 +1,148 @@
+"""OneID on the real server: events sent over HTTP become people, conflicts are listed,
+a split through the CLI separates them, and a tenant's people are its own."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from .harness import Server, Tenant
+from .test_cli import cli
+
+
+def identify(
+    user: str | None = None, anonymous: str | None = None, **traits: Any
+) -> dict[str, Any]:
+    msg: dict[str, Any] = {"type": "identify", "messageId": str(uuid.uuid4()), "traits": traits}
+    if user:
+        msg["userId"] = user
+    if anonymous:
+        msg["anonymousId"] = anonymous
+    return msg
+
+
+def send(server: Server, write_key: str, *messages: dict[str, Any]) -> float:
+    r = httpx.post(f"{server.url}/v1/batch", json={"batch": list(messages)}, auth=(write_key, ""))
+    assert r.status_code == 200, r.text
+    return time.monotonic()
+
+
+def lookup(server: Server, tenant: Tenant, type: str, value: str, **kw: str) -> httpx.Response:
+    with server.api(tenant.secret) as c:
+        return c.get(
+            f"/v1/tenants/{tenant.id}/identity/lookup", params={"type": type, "value": value, **kw}
+        )
+
+
+def wait_profile(
+    server: Server, tenant: Tenant, type: str, value: str, bound: float = 5.0, **kw: str
+) -> str:
+    """The OneID of an identifier, polling until the resolver has it (within ``bound`` s)."""
+    deadline = time.monotonic() + bound
+    while True:
+        r = lookup(server, tenant, type, value, **kw)
+        if r.status_code == 200:
+            return str(r.json()["profile"])
+        assert r.status_code == 404, r.text
+        assert time.monotonic() < deadline, f"{type} {value} not resolved within {bound} s"
+        time.sleep(0.02)
+
+
+def test_events_from_two_touchpoints_become_one_person_within_a_second(
+    server: Server, tenant: Tenant
+) -> None:
+    pos = server.create_source(tenant.id, "POS", kind="pos")
+    sent = send(
+        server, tenant.write_key, identify(anonymous="mp-1", unionid="U-1", phone="13912345678")
+    )
+    first = wait_profile(server, tenant, "unionid", "U-1")
+    took = time.monotonic() - sent
+    send(server, pos["write_key"], identify(user="card-88", phone="+86 139 1234 5678"))
+    deadline = time.monotonic() + 5
+    while wait_profile(server, tenant, "user_id", "card-88", scope=pos["id"]) != first:
+        assert time.monotonic() < deadline, "the POS member never joined the mini-program person"
+        time.sleep(0.02)
+    # the phone, typed either way, finds the same person
+    assert wait_profile(server, tenant, "phone", "13912345678") == first
+    assert took < 3.0, f"resolution took {took:.2f} s after the 200"
+    # unknown identifiers are a clear 404
+    r = lookup(server, tenant, "phone", "13700000001")
+    assert r.status_code == 404 and "No person has the phone" in r.json()["message"]
+
+
+def test_a_shared_device_is_a_conflict_and_a_split_separates_people(
+    server: Server, tenant: Tenant
+) -> None:
+    # one request each, so ann's links come first (within a request, event time decides)
+    send(
+        server,
+        tenant.write_key,
+        identify(user="ann", email="family@home.cn"),
+        identify(user="ann", phone="13811112222"),
+    )
+    send(
+        server,
+        tenant.write_key,
+        identify(user="ben", email="family@home.cn"),
+        identify(user="ben", phone="13833334444"),
+    )
+    ann = wait_profile(server, tenant, "user_id", "ann", scope=tenant.source_id)
+    ben = wait_profile(server, tenant, "user_id", "ben", scope=tenant.source_id)
+    # a user id is one per person per source, so the shared e-mail cannot merge them
+    assert ann != ben
+    page = server.call("GET", f"/v1/tenants/{tenant.id}/identity/conflicts", tenant.secret)
+    (conflict,) = page["data"]
+    assert conflict["limit"] == f"user_id:{tenant.source_id}"
+    reviewed = server.call(
+        "POST",
+        f"/v1/tenants/{tenant.id}/identity/conflicts/{conflict['edge_id']}/review",
+        tenant.secret,
+        json={"review": "a family e-mail: keep apart"},
+    )
+    assert reviewed["review"].startswith("a family")
+    assert (
+        server.call("GET", f"/v1/tenants/{tenant.id}/identity/conflicts", tenant.secret)["data"]
+        == []
+    )
+    # unlink the e-mail from ann through the CLI: ann keeps her OneID, the e-mail stands alone
+    out = cli(server, "profiles", "split", "email:family@home.cn", "--tenant", tenant.id, "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)[0]
+    assert ann in result["profiles"] and len(result["profiles"]) == 2
+    assert wait_profile(server, tenant, "user_id", "ann", scope=tenant.source_id) == ann
+    assert wait_profile(server, tenant, "email", "family@home.cn") != ann
+    audit = server.call("GET", f"/v1/tenants/{tenant.id}/audit", tenant.secret)
+    assert any(e["action"] == "identity.unlink" for e in audit)
+
+
+def test_full_rebuild_through_the_cli_keeps_every_person(server: Server, tenant: Tenant) -> None:
+    send(
+        server,
+        tenant.write_key,
+        *[identify(anonymous=f"a{i}", unionid=f"U{i % 7}") for i in range(40)],
+    )
+    before = {f"U{i}": wait_profile(server, tenant, "unionid", f"U{i}") for i in range(7)}
+    out = cli(server, "resolve", "--full", "--tenant", tenant.id, "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)[0]
+    assert report["moved"] == 0 and report["profiles"] == 7
+    assert {u: wait_profile(server, tenant, "unionid", u) for u in before} == before
+
+
+def test_people_are_invisible_to_another_tenant(server: Server) -> None:
+    a, b = server.new_tenant(), server.new_tenant()
+    send(server, b.write_key, identify(anonymous="x", unionid="SECRET-U"))
+    wait_profile(server, b, "unionid", "SECRET-U")
+    with server.api(a.secret) as c:
+        r = c.get(
+            f"/v1/tenants/{b.id}/identity/lookup", params={"type": "unionid", "value": "SECRET-U"}
+        )
+        assert r.status_code == 404
+        r = c.get(
+            f"/v1/tenants/{a.id}/identity/lookup", params={"type": "unionid", "value": "SECRET-U"}
+        )
+        assert r.status_code == 404
