@@ -791,6 +791,59 @@ def profiles_lookup(
         show([ref], ["profile", "type", "value"], as_json=as_json)
 
 
+@profiles_app.command("show")
+def profiles_show(
+    who: Annotated[str, typer.Argument(help="A OneID (P42) or TYPE:VALUE (phone:138…)")],
+    scope: ScopeOpt = "",
+    brand: Annotated[str | None, typer.Option(help="As this brand sees the person.")] = None,
+    events_shown: Annotated[int, typer.Option("--events", help="Latest events to show.")] = 10,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The 360 view of a person: identities, traits, activity, history, latest events."""
+    with client() as c:
+        t = resolve_tenant(c, tenant)
+        if ":" in who:
+            kind, value = _identifier(who)
+            view = c.get(
+                f"/v1/tenants/{t}/profiles/by-identifier",
+                type=kind,
+                value=value,
+                scope=scope,
+                brand=brand,
+            )
+        else:
+            view = c.get(f"/v1/tenants/{t}/profiles/{who}", brand=brand)
+        page = c.get(f"/v1/tenants/{t}/profiles/{view['oneid']}/events", limit=events_shown)
+        if as_json:
+            show({**view, "events": page["items"]}, [], as_json=True)
+            return
+        basics = view["basics"]
+        out.print(
+            f"[bold]{view['oneid']}[/bold]  first seen {basics.get('first_seen')}, last seen"
+            f" {basics.get('last_seen')}, {basics.get('events')} events,"
+            f" brands: {', '.join(view['brands']) or '-'}"
+        )
+        show(
+            view["identities"],
+            ["type", "value", "scope", "source_id", "first_seen"],
+            title="Identities",
+        )
+        traits = [{"trait": k, **v} for k, v in view["traits"].items()]
+        show(traits, ["trait", "value", "source_id", "at", "rule"], title="Traits")
+        if view["history"]:
+            show(
+                view["history"],
+                ["changed_at", "kind", "oneid", "other_oneid", "actor", "detail"],
+                title="History",
+            )
+        show(
+            page["items"],
+            ["timestamp", "type", "event", "source_id", "brand_id"],
+            title="Latest events",
+        )
+
+
 @profiles_app.command("split")
 def profiles_split(
     identifier: Annotated[str, typer.Argument(help="TYPE:VALUE of the identifier to unlink")],

@@ -13,7 +13,17 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from quanyu import __version__
-from quanyu.api import errors, events, identity, imports, ops, plans, tenancy, tracking
+from quanyu.api import (
+    errors,
+    events,
+    identity,
+    imports,
+    ops,
+    plans,
+    profiles,
+    tenancy,
+    tracking,
+)
 from quanyu.api.middleware import RequestContext
 from quanyu.config import Settings, get_settings
 from quanyu.identity.secrets import load_master_key
@@ -51,8 +61,13 @@ def create_app(
             engine, max_events=settings.max_commit_events, linger_ms=settings.commit_interval_ms
         )
         writer.start()
-        ingestor = Ingestor(engine, writer, default_rate_limit=settings.default_rate_limit)
         resolver = Resolver(engine, load_master_key(settings.data_dir))
+        ingestor = Ingestor(
+            engine,
+            writer,
+            default_rate_limit=settings.default_rate_limit,
+            sealers=resolver.sealer,
+        )
         writer.add_listener(resolver.notify)
         resolver.start()
         app.state.resolver = resolver
@@ -101,7 +116,7 @@ def create_app(
         expose_headers=["Retry-After", "X-RateLimit-Reset", "X-Request-ID"],
     )
     app.add_middleware(RequestContext)
-    for module in (tracking, tenancy, events, imports, plans, identity, ops):
+    for module in (tracking, tenancy, events, imports, plans, identity, profiles, ops):
         app.include_router(module.router)
     return app
 

@@ -18,6 +18,7 @@ from quanyu.identity.models import (
     ResolveResult,
     Rules,
     SplitResult,
+    format_oneid,
 )
 from quanyu.identity.types import IdentityRules
 from quanyu.tenancy.service import audit
@@ -106,7 +107,7 @@ async def unlink(
     pieces = await asyncio.to_thread(
         resolver.unlink, tenant_id, node, actor=who.actor, reason=reason
     )
-    result = SplitResult(unlinked=ref, profiles=[admin.format_oneid(p) for p in pieces])
+    result = SplitResult(unlinked=ref, profiles=[format_oneid(p) for p in pieces])
     audit(
         db,
         actor=who.actor,

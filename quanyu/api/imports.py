@@ -96,7 +96,8 @@ def _prepare(
             received_at=received_at,
         )
     by_id = {s.id: s for s in sources}
-    events = prepared.events
+    sealer = ingestor.sealer_for(tenant)
+    events = sealer.table(prepared.events) if sealer is not None else prepared.events
     ids = pc.unique(events.column("source_id")).to_pylist() if events.num_rows else []
     parts = []
     for sid in sorted(set(ids) | {source.id}):

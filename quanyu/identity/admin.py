@@ -7,14 +7,15 @@ import pyarrow as pa
 from quanyu.engine import Session
 from quanyu.errors import NotFound
 from quanyu.identity import sql as q
-from quanyu.identity.models import Conflict, ConflictPage, Evaluation, IdentifierRef
+from quanyu.identity.models import (
+    Conflict,
+    ConflictPage,
+    Evaluation,
+    IdentifierRef,
+    format_oneid,
+)
 from quanyu.identity.service import Resolver
 from quanyu.ids import utcnow
-
-
-def format_oneid(number: int) -> str:
-    """The public form of a OneID number."""
-    return f"P{number}"
 
 
 def find(

@@ -23,6 +23,7 @@ from quanyu.identity import sql as q
 from quanyu.identity.components import MERGED, REFUSED, IncrementalGraph
 from quanyu.identity.normalize import normalize_many
 from quanyu.identity.secrets import TenantKeys, encrypt, identifier_key, mask
+from quanyu.identity.tokens import Tokenizer
 from quanyu.identity.types import IdentifierType, IdentityRules, Scope, canonical_type_key
 from quanyu.identity.types import limit_key as type_limit_key
 
@@ -88,6 +89,7 @@ class TenantGraph:
     tenant_id: str
     rules: IdentityRules
     keys: TenantKeys
+    tokens: Tokenizer
     graph: IncrementalGraph
     node_of: dict[str, int]
     bucket_index: dict[str, int]
@@ -124,7 +126,12 @@ class TenantGraph:
 
 
 def load_graph(
-    db: Session, tenant_id: str, keys: TenantKeys, rules: IdentityRules, state: tuple[Any, ...]
+    db: Session,
+    tenant_id: str,
+    keys: TenantKeys,
+    tokens: Tokenizer,
+    rules: IdentityRules,
+    state: tuple[Any, ...],
 ) -> TenantGraph:
     """Rebuild a tenant's in-memory graph from its stored nodes, links and numbers."""
     nodes = db.arrow(q.LOAD_NODES, [tenant_id])
@@ -133,6 +140,7 @@ def load_graph(
         tenant_id=tenant_id,
         rules=rules,
         keys=keys,
+        tokens=tokens,
         graph=IncrementalGraph(np.zeros(0, np.int64), [0]),
         node_of={},
         bucket_index={UNLIMITED: 0},
@@ -230,7 +238,8 @@ def _occurrences(
                     t = g.type_of(item["type"])
                 except ValidationFailed:
                     continue  # a type name with nothing usable in it: not an identifier
-                add(i, t.key, _scope_of(t, item.get("scope"), source[i], brand[i]), item["value"])
+                scope = _scope_of(t, item.get("scope"), source[i], brand[i])
+                add(i, t.key, scope, g.tokens.open(item["value"]))
     return ev, types, scopes, raws
 
 

@@ -8,6 +8,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 
+def format_oneid(number: int) -> str:
+    """The public form of profile number ``number``: ``"P42"``."""
+    return f"P{number}"
+
+
 class ResolveResult(BaseModel):
     """What a resolve run did."""
 

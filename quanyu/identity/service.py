@@ -33,7 +33,9 @@ from quanyu.identity.graph import (
 )
 from quanyu.identity.normalize import InvalidIdentifier, normalize
 from quanyu.identity.secrets import TenantKeys, identifier_key
+from quanyu.identity.tokens import Tokenizer
 from quanyu.identity.types import IdentityRules, Scope
+from quanyu.ingest.pii import Sealer
 
 log = logging.getLogger("quanyu.identity")
 
@@ -71,6 +73,7 @@ class Resolver:
         self._master = master_key
         self._batch = batch_events
         self._graphs: dict[str, TenantGraph] = {}
+        self._sealers: dict[str, Sealer] = {}
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -108,6 +111,21 @@ class Resolver:
                 self._stopping.wait(1.0)
 
     # --- state --------------------------------------------------------------------------
+    def sealer(self, tenant_id: str) -> Sealer:
+        """How ingest seals the tenant's PII identifier values (its rules' PII types)."""
+        found = self._sealers.get(tenant_id)
+        if found is None:
+            with self._engine.connect() as db:
+                rules = self.rules(db, tenant_id)
+            kinds = frozenset(t.key for t in rules.types.values() if t.pii)
+            found = Sealer(kinds, Tokenizer.derive(self._master, tenant_id).seal)
+            self._sealers[tenant_id] = found
+        return found
+
+    def reveal(self, tenant_id: str) -> Callable[[str], str]:
+        """Opens the tenant's sealed PII values (for masked display, never for export)."""
+        return Tokenizer.derive(self._master, tenant_id).open
+
     def keys(self, tenant_id: str) -> TenantKeys:
         """The tenant's hashing and encryption keys."""
         return TenantKeys.derive(self._master, tenant_id)
@@ -123,8 +141,10 @@ class Resolver:
 
     def rules(self, db: Session, tenant_id: str) -> IdentityRules:
         """The tenant's identifier rules (the shipped defaults until changed)."""
-        raw = self._state(db, tenant_id)[0]
-        return IdentityRules.from_dict(orjson.loads(str(raw)))
+        row = db.one(q.GET_STATE, [tenant_id])
+        if row is None or row[0] is None:
+            return IdentityRules.default()
+        return IdentityRules.from_dict(orjson.loads(str(row[0])))
 
     def set_rules(self, db: Session, tenant_id: str, rules: IdentityRules) -> None:
         """Replace the tenant's rules; they apply to what is resolved from now on and to
@@ -133,13 +153,21 @@ class Resolver:
             self._state(db, tenant_id)
             db.execute(q.UPDATE_RULES, [orjson.dumps(rules.to_dict()).decode(), _now(), tenant_id])
             self._graphs.pop(tenant_id, None)
+            self._sealers.pop(tenant_id, None)
 
     def _graph(self, db: Session, tenant_id: str) -> TenantGraph:
         g = self._graphs.get(tenant_id)
         if g is None:
             state = self._state(db, tenant_id)
             rules = IdentityRules.from_dict(orjson.loads(str(state[0])))
-            g = load_graph(db, tenant_id, self.keys(tenant_id), rules, state)
+            g = load_graph(
+                db,
+                tenant_id,
+                self.keys(tenant_id),
+                Tokenizer.derive(self._master, tenant_id),
+                rules,
+                state,
+            )
             self._graphs[tenant_id] = g
         return g
 

@@ -12,9 +12,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
+
+if TYPE_CHECKING:
+    from quanyu.ingest.pii import Sealer
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_REQUEST_BYTES = 500 * 1024
@@ -370,6 +373,7 @@ def normalize(
     brand: str | None = None,
     plan: PlanChecker | None = None,
     correct_skew: bool = True,
+    sealer: Sealer | None = None,
 ) -> Normalized:
     """Validate and normalise raw messages the way Segment does.
 
@@ -378,7 +382,8 @@ def normalize(
     ``receivedAt`` is set; a missing ``messageId`` is generated; ``timestamp`` is
     corrected for client clock skew as ``receivedAt - (sentAt - originalTimestamp)``;
     ``context.ip`` is filled from the request when absent. ``correct_skew=False`` keeps
-    timestamps as sent (historical imports through ``/v1/import``).
+    timestamps as sent (historical imports through ``/v1/import``). With a ``sealer``,
+    PII identifier values are stored sealed (see :mod:`quanyu.ingest.pii`).
     """
     out = Normalized()
     rows = out.rows
@@ -519,6 +524,10 @@ def normalize(
             brand,
         )
         traits = msg.traits
+        if sealer is not None and identifiers and sealer.touches(identifiers):
+            traits = sealer.bag(traits)
+            context_bytes = sealer.context(context_bytes)
+            identifiers = sealer.identifiers(identifiers)
         uid = msg.userId
         aid = msg.anonymousId
         rows.append(

@@ -6,7 +6,7 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +39,7 @@ from quanyu.ingest.normalize import (
     decode_envelope,
     normalize,
 )
+from quanyu.ingest.pii import Sealer
 from quanyu.ingest.writer import Chunk, Writer
 from quanyu.observability import EVENTS_ACCEPTED, EVENTS_FLAGGED, EVENTS_REJECTED
 from quanyu.tenancy import service as tenancy
@@ -74,8 +75,16 @@ class Ingestor:
     #: How long a request waits for its commit before answering 503.
     commit_timeout = 60.0
 
-    def __init__(self, engine: Engine, writer: Writer, *, default_rate_limit: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        writer: Writer,
+        *,
+        default_rate_limit: int,
+        sealers: Callable[[str], Sealer | None] | None = None,
+    ) -> None:
         self.engine = engine
+        self._sealers = sealers
         self.writer = writer
         self.default_rate_limit = default_rate_limit
         self._keys: dict[str, tuple[float, WriteKeyAuth | Unauthorized]] = {}
@@ -85,6 +94,10 @@ class Ingestor:
         self._lock = threading.Lock()
 
     # -- keys, limits and plans, cached ---------------------------------------------------
+
+    def sealer_for(self, tenant_id: str) -> Sealer | None:
+        """How the tenant's PII identifier values are sealed before they are stored."""
+        return self._sealers(tenant_id) if self._sealers is not None else None
 
     def authenticate(self, write_key: str | None) -> WriteKeyAuth:
         """The source a write key sends for (cached for a couple of seconds).
@@ -189,6 +202,7 @@ class Ingestor:
             brand=auth.brand_id,
             plan=self.plan_for(auth),
             correct_skew=correct_skew,
+            sealer=self.sealer_for(auth.tenant_id),
         )
         accepted = await self.store(auth, norm, received_at=received_at)
         if not accepted and norm.rejects:
@@ -450,7 +464,11 @@ async def replay_dead_letters(ingestor: Ingestor, *, tenant: str, ids: list[str]
                 payload.setdefault("type", d.event_type)
             items.append(msgspec.json.encode(payload) if payload is not None else b"null")
         norm = normalize(
-            items, received_at=datetime.now(UTC), brand=src.brand_id, plan=ingestor.plan_for(auth)
+            items,
+            received_at=datetime.now(UTC),
+            brand=src.brand_id,
+            plan=ingestor.plan_for(auth),
+            sealer=ingestor.sealer_for(tenant),
         )
         failed = {r.index: r for r in norm.rejects}
         norm.rejects = []  # the letters themselves stay the record of a failure

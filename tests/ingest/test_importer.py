@@ -19,6 +19,7 @@ from quanyu.config import Settings
 from quanyu.errors import InvalidRequest, NotFound
 from quanyu.ingest import importer
 from quanyu.ingest.bulk import UNPARSED
+from tests.sealed import opened
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -43,7 +44,8 @@ EVENTS: list[dict[str, Any]] = [
 class Api:
     """An in-process server with the import router, a tenant and a source."""
 
-    def __init__(self, c: TestClient) -> None:
+    def __init__(self, c: TestClient, data_dir: Path) -> None:
+        self.data_dir = data_dir
         c.headers.update(ADMIN)
         self.client = Client(c)
         self.tenant = self.client.post("/v1/tenants", {"name": "Jomoo"})["id"]
@@ -63,7 +65,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
     app = create_app(Settings(data_dir=tmp_path / "data"), local_token="t")
     app.include_router(imports.router)
     with TestClient(app) as c:
-        yield Api(c)
+        yield Api(c, tmp_path / "data")
 
 
 def write(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -191,10 +193,11 @@ def test_mapping_and_profiles_from_csv(api: Api, tmp_path: Path) -> None:
     assert done.unused_mapping == ["absent"]
     (event,) = api.events()
     assert event["type"] == "identify"
-    assert event["identifiers"] == [
-        {"type": "phone", "value": "13800000001", "scope": None},
-        {"type": "openid", "value": "o-1", "scope": "wx1"},
-    ]
+    # the phone (PII) is stored sealed, in the identifiers and in the traits
+    phone, openid = event["identifiers"]
+    assert phone["type"] == "phone" and phone["value"].startswith("qy1:")
+    assert openid == {"type": "openid", "value": "o-1", "scope": "wx1"}
+    assert event["traits"]["phone"] == phone["value"]
     seen: list[int] = []
     again = api.run(path, "profiles", mapping={"手机号": "phone"}, on_progress=seen.append)
     assert (again.loaded, again.duplicates, seen) == (0, 1, [2])
@@ -216,4 +219,7 @@ def test_struct_columns_import_like_json_text(api: Api, tmp_path: Path) -> None:
     assert api.run(path).loaded == 1
     (event,) = api.events()
     assert event["properties"] == {"total": 3, "items": [{"sku": "A"}]}
-    assert event["identifiers"] == [{"type": "email", "value": "a@b.cn", "scope": None}]
+    assert event["identifiers"][0]["value"].startswith("qy1:")  # PII is stored sealed
+    assert opened(event["identifiers"], api.data_dir, api.tenant) == [
+        {"type": "email", "value": "a@b.cn", "scope": None}
+    ]

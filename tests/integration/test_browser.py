@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from tests.sealed import opened
+
 from .harness import Server, Tenant, free_port, metric, samples
 
 JS = Path(__file__).parent / "js"
@@ -151,7 +153,12 @@ def test_analytics_js_sends_to_quanyu(
     types = {e["type"]: e for e in stored}
     assert set(types) == {"identify", "track", "page"}
     assert types["identify"]["user_id"] == user
-    assert types["identify"]["traits"] == {"email": f"{user}@example.com", "plan": "pro"}
+    traits = types["identify"]["traits"]
+    assert traits["email"].startswith("qy1:"), "an e-mail identifier is stored sealed"
+    assert opened(traits, server.data_dir, tenant.id) == {
+        "email": f"{user}@example.com",
+        "plan": "pro",
+    }
     assert types["track"]["event"] == "Browser Test"
     assert types["track"]["properties"] == {"price": 12.5, "currency": "CNY"}
     assert types["track"]["user_id"] == user, "track carries the identified user"

@@ -146,3 +146,51 @@ def test_people_are_invisible_to_another_tenant(server: Server) -> None:
             f"/v1/tenants/{a.id}/identity/lookup", params={"type": "unionid", "value": "SECRET-U"}
         )
         assert r.status_code == 404
+
+
+def test_the_360_view_through_the_api_and_the_cli(server: Server, tenant: Tenant) -> None:
+    pos = server.create_source(tenant.id, "POS", kind="pos")
+    send(
+        server,
+        tenant.write_key,
+        identify(anonymous="mp-9", unionid="U-9", phone="13700001111", city="上海"),
+        {
+            "type": "track",
+            "event": "Product Viewed",
+            "anonymousId": "mp-9",
+            "messageId": str(uuid.uuid4()),
+            "context": {"traits": {"unionid": "U-9"}},
+        },
+    )
+    send(server, pos["write_key"], identify(user="card-9", phone="137-0000-1111", city="杭州"))
+    oneid = wait_profile(server, tenant, "unionid", "U-9")
+    deadline = time.monotonic() + 5
+    while wait_profile(server, tenant, "user_id", "card-9", scope=pos["id"]) != oneid:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    view = server.call(
+        "GET",
+        f"/v1/tenants/{tenant.id}/profiles/by-identifier",
+        tenant.secret,
+        params={"type": "phone", "value": "+8613700001111"},
+    )
+    assert view["oneid"] == oneid
+    kinds = sorted(i["type"] for i in view["identities"])
+    assert kinds == ["anonymous_id", "phone", "unionid", "user_id"]
+    # the phone is shown masked (it is stored sealed), the latest city survives
+    (phone,) = [i for i in view["identities"] if i["type"] == "phone"]
+    assert phone["value"] == "+86 137****1111"
+    assert view["traits"]["city"]["value"] == "杭州"
+    assert view["traits"]["phone"]["value"] == "+86 137****1111"
+    assert view["basics"]["events"] == 3
+    page = server.call("GET", f"/v1/tenants/{tenant.id}/profiles/{oneid}/events", tenant.secret)
+    assert sorted(e["type"] for e in page["items"]) == ["identify", "identify", "track"]
+    out = cli(server, "profiles", "show", "unionid:U-9", "--tenant", tenant.id)
+    assert out.returncode == 0, out.stderr
+    assert (
+        oneid in out.stdout and "+86 137****1111" in out.stdout and "13700001111" not in out.stdout
+    )
+    # another tenant's key cannot read it
+    other = server.new_tenant()
+    with server.api(other.secret) as c:
+        assert c.get(f"/v1/tenants/{tenant.id}/profiles/{oneid}").status_code == 404

@@ -50,6 +50,7 @@ def world(server: Server) -> World:
             "write_key": b.write_key,
             "isv_id": isv["id"],
             "edge_id": "0",
+            "oneid": "P0",
         },
     )
 

@@ -1,0 +1,1 @@
+"""Unified profiles: the read side of OneID — identities, surviving traits, timeline, history."""
