@@ -195,6 +195,10 @@ def demo(
                 start=first,
                 step=step,
             )
+            resolving = step("Resolving identities (OneID)", 1)
+            resolved = c.post(f"/v1/tenants/{result.tenant_id}/identity/resolve")
+            score = _evaluate(c, result.tenant_id, Path(result.files["truth"]))
+            resolving(1)
     save_keys(result, keys_file)
     for label, summary in (("events", result.events), ("member records", result.profiles)):
         if summary:
@@ -203,7 +207,12 @@ def demo(
                 f" duplicates {summary.duplicates:,}, rejected {summary.rejected_total:,}"
                 + (f" (see {summary.rejected_file})" if summary.rejected_file else "")
             )
-    out.print(f"Ground truth for identity resolution: {result.files['truth']}")
+    out.print(
+        f"OneID: {score['profiles']:,} people from {score['records']:,} records"
+        f" ({resolved['conflicts']:,} conflicts in the last pass); against the ground truth"
+        f" ({result.files['truth']}): precision {score['precision']:.4f},"
+        f" recall {score['recall']:.4f}, F1 {score['f1']:.4f}"
+    )
     _print_demo(result.as_json(), settings.base_url)
 
 
@@ -745,6 +754,23 @@ def _identifier(spec: str) -> tuple[str, str]:
     return kind, value
 
 
+def _evaluate(c: Client, tenant: str, truth_file: Path) -> dict[str, Any]:
+    """Post a truth file (Parquet: record_id, person_id) to the evaluation endpoint."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    truth = pq.read_table(truth_file, columns=["record_id", "person_id"])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, truth.schema) as writer:
+        writer.write_table(truth)
+    score: dict[str, Any] = c.post(
+        f"/v1/tenants/{tenant}/identity/evaluate",
+        content=sink.getvalue().to_pybytes(),
+        headers={"content-type": "application/vnd.apache.arrow.stream"},
+    )
+    return score
+
+
 @app.command("resolve")
 def resolve(
     tenant: TenantOpt = None,
@@ -761,18 +787,7 @@ def resolve(
             report = c.post(f"/v1/tenants/{t}/identity/resolve", params={"full": full})
         show([report], list(report), as_json=as_json, title="Resolved")
         if evaluate is not None:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            truth = pq.read_table(evaluate, columns=["record_id", "person_id"])
-            sink = pa.BufferOutputStream()
-            with pa.ipc.new_stream(sink, truth.schema) as writer:
-                writer.write_table(truth)
-            score = c.post(
-                f"/v1/tenants/{t}/identity/evaluate",
-                content=sink.getvalue().to_pybytes(),
-                headers={"content-type": "application/vnd.apache.arrow.stream"},
-            )
+            score = _evaluate(c, t, evaluate)
             show([score], list(score), as_json=as_json, title="Pairwise agreement with the truth")
 
 

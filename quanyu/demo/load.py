@@ -104,6 +104,8 @@ def write_files(
         _brand_ids(events.column("context"), brands, '"brand":"{}"'),
     )
     profiles = _source_ids(data.profiles, sources)
+    # each member record's import event carries the record id, so the truth covers it
+    profiles = profiles.append_column("messageId", profiles.column("record_id"))
     profiles = profiles.set_column(
         profiles.schema.get_field_index("brand"),
         "brand",
