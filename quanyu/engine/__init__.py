@@ -1,6 +1,6 @@
 """SQL engines: DuckDB by default, behind an interface a Spark backend can implement."""
 
-from quanyu.engine.base import DuplicateKey, Engine, Session
+from quanyu.engine.base import DuplicateKey, Engine, Session, WriteConflict
 from quanyu.engine.capabilities import Capability
 from quanyu.engine.statements import Statement, all_statements, builder, statement
 
@@ -13,4 +13,5 @@ __all__ = [
     "all_statements",
     "builder",
     "statement",
+    "WriteConflict",
 ]

@@ -23,6 +23,10 @@ class DuplicateKey(Exception):
     """A write would repeat a key the table declares unique; the transaction is aborted."""
 
 
+class WriteConflict(Exception):
+    """Another transaction changed the same row first; this statement's change is void."""
+
+
 class Session(abc.ABC):
     """One thread's handle on the engine. Not shared between threads."""
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import duckdb
 import pyarrow as pa
 
-from quanyu.engine.base import DuplicateKey, Engine, Params, Session
+from quanyu.engine.base import DuplicateKey, Engine, Params, Session, WriteConflict
 from quanyu.engine.capabilities import Capability
 from quanyu.engine.statements import Statement
 
@@ -26,6 +26,10 @@ class DuckDBSession(Session):
         except duckdb.ConstraintException as e:
             if "duplicate key" in str(e).lower():
                 raise DuplicateKey(str(e)) from e
+            raise
+        except duckdb.TransactionException as e:
+            if "conflict" in str(e).lower():
+                raise WriteConflict(str(e)) from e
             raise
 
     def arrow(self, stmt: Statement, params: Params = None) -> pa.Table:

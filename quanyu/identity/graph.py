@@ -125,18 +125,15 @@ class TenantGraph:
         return names
 
 
-def load_graph(
-    db: Session,
+def shell_graph(
     tenant_id: str,
     keys: TenantKeys,
     tokens: Tokenizer,
     rules: IdentityRules,
     state: tuple[Any, ...],
 ) -> TenantGraph:
-    """Rebuild a tenant's in-memory graph from its stored nodes, links and numbers."""
-    nodes = db.arrow(q.LOAD_NODES, [tenant_id])
-    edges = db.arrow(q.LOAD_EDGES, [tenant_id])
-    g = TenantGraph(
+    """A tenant's graph with its rules and counters but no nodes or links loaded."""
+    return TenantGraph(
         tenant_id=tenant_id,
         rules=rules,
         keys=keys,
@@ -149,12 +146,26 @@ def load_graph(
         next_change=int(state[3]),
         resolved_seq=int(state[4]),
     )
-    ids = nodes.column("node_id").to_pylist()
-    if ids != list(range(len(ids))):
+
+
+def load_graph(
+    db: Session,
+    tenant_id: str,
+    keys: TenantKeys,
+    tokens: Tokenizer,
+    rules: IdentityRules,
+    state: tuple[Any, ...],
+) -> TenantGraph:
+    """Rebuild a tenant's in-memory graph from its stored nodes, links and numbers."""
+    nodes = db.arrow(q.LOAD_NODES, [tenant_id])
+    edges = db.arrow(q.LOAD_EDGES, [tenant_id])
+    g = shell_graph(tenant_id, keys, tokens, rules, state)
+    ids = nodes.column("node_id").to_numpy()
+    if not np.array_equal(ids, np.arange(len(ids))):
         raise RuntimeError(f"identity nodes of tenant {tenant_id} are not numbered 0..n-1")
     buckets, limits = node_buckets(g, nodes)
     g.graph = IncrementalGraph(buckets, limits, labels=nodes.column("profile_id").to_numpy())
-    g.node_of = dict(zip(nodes.column("key").to_pylist(), ids, strict=True))
+    g.node_of = dict(zip(nodes.column("key").to_pylist(), ids.tolist(), strict=True))
     a = edges.column("a").to_pylist()
     b = edges.column("b").to_pylist()
     g.pairs = {pair(x, y) for x, y in zip(a, b, strict=True)}

@@ -88,4 +88,14 @@ MIGRATIONS = [
         );
         """,
     ),
+    Migration(
+        "identity",
+        2,
+        """
+        -- DuckDB answers `tenant_id = ? AND key = ?` from an index on key alone (the
+        -- two-column index was not used: every lookup scanned the table).
+        DROP INDEX id_nodes_key;
+        CREATE INDEX id_nodes_key ON id_nodes (key);
+        """,
+    ),
 ]

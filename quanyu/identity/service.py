@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import orjson
@@ -22,13 +23,20 @@ import pyarrow.compute as pc
 from quanyu.engine import Engine, Session
 from quanyu.errors import NotFound, ValidationFailed
 from quanyu.identity import sql as q
-from quanyu.identity.components import Resolution, components_of, linked_nodes, resolve
+from quanyu.identity.components import (
+    IncrementalGraph,
+    Resolution,
+    components_of,
+    linked_nodes,
+    resolve,
+)
 from quanyu.identity.graph import (
     CHANGE_SCHEMA,
     TenantGraph,
     load_graph,
     node_buckets,
     resolve_events,
+    shell_graph,
     store_changes,
 )
 from quanyu.identity.normalize import InvalidIdentifier, normalize
@@ -74,6 +82,7 @@ class Resolver:
         self._batch = batch_events
         self._graphs: dict[str, TenantGraph] = {}
         self._sealers: dict[str, Sealer] = {}
+        self._rules: dict[str, IdentityRules] = {}
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -130,7 +139,7 @@ class Resolver:
         """The tenant's hashing and encryption keys."""
         return TenantKeys.derive(self._master, tenant_id)
 
-    def _state(self, db: Session, tenant_id: str) -> tuple[object, ...]:
+    def _state(self, db: Session, tenant_id: str) -> tuple[Any, ...]:
         row = db.one(q.GET_STATE, [tenant_id])
         if row is None:
             rules = orjson.dumps(IdentityRules.default().to_dict()).decode()
@@ -141,10 +150,14 @@ class Resolver:
 
     def rules(self, db: Session, tenant_id: str) -> IdentityRules:
         """The tenant's identifier rules (the shipped defaults until changed)."""
-        row = db.one(q.GET_STATE, [tenant_id])
-        if row is None or row[0] is None:
-            return IdentityRules.default()
-        return IdentityRules.from_dict(orjson.loads(str(row[0])))
+        found = self._rules.get(tenant_id)
+        if found is None:
+            row = db.one(q.GET_STATE, [tenant_id])
+            if row is None or row[0] is None:
+                return IdentityRules.default()
+            found = IdentityRules.from_dict(orjson.loads(str(row[0])))
+            self._rules[tenant_id] = found
+        return found
 
     def set_rules(self, db: Session, tenant_id: str, rules: IdentityRules) -> None:
         """Replace the tenant's rules; they apply to what is resolved from now on and to
@@ -154,6 +167,12 @@ class Resolver:
             db.execute(q.UPDATE_RULES, [orjson.dumps(rules.to_dict()).decode(), _now(), tenant_id])
             self._graphs.pop(tenant_id, None)
             self._sealers.pop(tenant_id, None)
+            self._rules.pop(tenant_id, None)
+
+    def _shell(self, tenant_id: str, state: tuple[Any, ...]) -> TenantGraph:
+        rules = IdentityRules.from_dict(orjson.loads(str(state[0])))
+        tokens = Tokenizer.derive(self._master, tenant_id)
+        return shell_graph(tenant_id, self.keys(tenant_id), tokens, rules, state)
 
     def _graph(self, db: Session, tenant_id: str) -> TenantGraph:
         g = self._graphs.get(tenant_id)
@@ -236,8 +255,14 @@ class Resolver:
         limit refused are tried again (a split may have made room for them).
         """
         with self._lock, self._engine.connect() as db:
-            report = self._catch_up(db, tenant_id)
-            g = self._graph(db, tenant_id)
+            report = ResolveReport()
+            state = self._state(db, tenant_id)
+            if self._graphs.get(tenant_id) or db.execute(
+                q.PENDING_COMMITS, [tenant_id, int(state[4])]
+            ):
+                report = self._catch_up(db, tenant_id)
+            # without a loaded graph, a shell does: no identifier index, no link set
+            g = self._graphs.get(tenant_id) or self._shell(tenant_id, state)
             nodes = db.arrow(q.LOAD_NODES, [tenant_id])
             edges = _live_edges(db.arrow(q.LOAD_EDGES, [tenant_id]))
             bucket, limits = node_buckets(g, nodes)
@@ -249,11 +274,11 @@ class Resolver:
                 bucket,
                 limits,
             )
+            g.graph = IncrementalGraph(bucket, limits, labels=res.labels)
             everything = np.arange(nodes.num_rows, dtype=np.int64)
             moved = self._store_partition(
                 db, g, everything, stored, res, edges, kind="rebuild", actor=actor
             )
-            g.graph = type(g.graph)(bucket, limits, labels=res.labels)
         report.moved = moved
         report.profiles = res.n_components
         return report

@@ -6,6 +6,7 @@ import json
 import re
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -95,3 +96,17 @@ def test_every_stderr_line_is_json(server: Server, tenant: Tenant) -> None:
             continue
         assert {"time", "level", "logger", "message"} <= entry.keys(), line
     assert not bad, "stderr lines that are not JSON:\n" + "\n".join(bad[:10])
+
+
+def test_concurrent_requests_with_one_key_all_succeed(server: Server, tenant: Tenant) -> None:
+    """Recording a key's last use must not fail requests that race on it."""
+
+    def get(_: int) -> int:
+        with server.api(tenant.secret) as c:
+            return c.get(f"/v1/tenants/{tenant.id}/sources").status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(get, range(64)))
+    assert codes == [200] * 64
+    keys = server.call("GET", f"/v1/tenants/{tenant.id}/keys", tenant.secret)
+    assert any(k["last_used_at"] for k in keys)
