@@ -13,18 +13,17 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from quanyu.engine import Session
-from quanyu.errors import ValidationFailed
 from quanyu.identity import sql as q
 from quanyu.identity.components import MERGED, REFUSED, IncrementalGraph
 from quanyu.identity.normalize import normalize_many
+from quanyu.identity.occurrences import collect
 from quanyu.identity.secrets import TenantKeys, encrypt, identifier_key, mask
 from quanyu.identity.tokens import Tokenizer
-from quanyu.identity.types import IdentifierType, IdentityRules, Scope, canonical_type_key
+from quanyu.identity.types import IdentifierType, IdentityRules, canonical_type_key
 from quanyu.identity.types import limit_key as type_limit_key
 
 #: Bucket 0 holds every node whose type has no limit.
@@ -195,6 +194,52 @@ def node_buckets(g: TenantGraph, nodes: pa.Table) -> tuple[np.ndarray, list[int]
     return buckets, limits
 
 
+def _anchors(
+    n_events: int, event: np.ndarray, priority: np.ndarray, node: np.ndarray
+) -> np.ndarray:
+    """Each event's strongest identifier (lowest priority number, first found); -1: none."""
+    anchors = np.full(n_events, -1, np.int64)
+    if len(event):
+        order = np.lexsort((np.arange(len(event)), priority, event))
+        ev = event[order]
+        first = np.r_[True, ev[1:] != ev[:-1]]
+        anchors[ev[first]] = node[order][first]
+    return anchors
+
+
+def _new_edges(
+    g: TenantGraph, events: pa.Table, event: np.ndarray, node: np.ndarray, anchors: np.ndarray
+) -> dict[str, list[Any]]:
+    """Links from each event's anchor to its other identifiers not linked before, in
+    arrival order, numbered on from ``g.next_edge``."""
+    a = anchors[event]
+    linking = node != a
+    a, b, ev = a[linking], node[linking], event[linking]
+    low, high = np.minimum(a, b), np.maximum(a, b)
+    codes = (low << 32) | high
+    _, first = np.unique(codes, return_index=True)
+    first.sort()
+    keep = []
+    for i, c in zip(first.tolist(), codes[first].tolist(), strict=True):
+        if c not in g.pairs:
+            g.pairs.add(c)
+            keep.append(i)
+    at = pa.array(ev[keep] if keep else np.zeros(0, np.int64))
+    count = len(keep)
+    edges: dict[str, list[Any]] = {
+        "edge_id": list(range(g.next_edge, g.next_edge + count)),
+        "a": a[keep].tolist() if keep else [],
+        "b": b[keep].tolist() if keep else [],
+        "kind": ["same"] * count,
+        "score": [None] * count,
+        "source_id": events.column("source_id").take(at).to_pylist(),
+        "message_id": events.column("message_id").take(at).to_pylist(),
+        "seen_at": events.column("timestamp").take(at).to_pylist(),
+    }
+    g.next_edge += count
+    return edges
+
+
 @dataclass
 class BatchChanges:
     """What one batch of events adds to the store, as Arrow tables, plus counts."""
@@ -209,71 +254,37 @@ class BatchChanges:
     dropped: int = 0
 
 
-def _scope_of(t: IdentifierType, given: str | None, source: str, brand: str | None) -> str:
-    if t.scope is Scope.GROUP:
-        return ""
-    if t.scope is Scope.SOURCE:
-        return source
-    value = given or (brand if t.scope is Scope.BRAND else None)
-    return value.replace(":", "_") if value else UNKNOWN_SCOPE
-
-
-def _occurrences(
-    g: TenantGraph, events: pa.Table
-) -> tuple[list[int], list[str], list[str], list[str]]:
-    """(event index, type, scope, raw value) of every identifier the events carry."""
-    ev: list[int] = []
-    types: list[str] = []
-    scopes: list[str] = []
-    raws: list[str] = []
-
-    def add(i: int, type_key: str, scope: str, raw: str) -> None:
-        ev.append(i)
-        types.append(type_key)
-        scopes.append(scope)
-        raws.append(raw)
-
-    source = events.column("source_id").to_pylist()
-    brand = events.column("brand_id").to_pylist()
-    uid = events.column("user_id").to_pylist()
-    aid = events.column("anonymous_id").to_pylist()
-    found = events.column("identifiers").to_pylist()
-    for i in range(events.num_rows):
-        if uid[i]:
-            add(i, "user_id", source[i], uid[i])
-        if aid[i]:
-            add(i, "anonymous_id", source[i], aid[i])
-        if found[i]:
-            for item in orjson.loads(found[i]):
-                try:
-                    t = g.type_of(item["type"])
-                except ValidationFailed:
-                    continue  # a type name with nothing usable in it: not an identifier
-                scope = _scope_of(t, item.get("scope"), source[i], brand[i])
-                add(i, t.key, scope, g.tokens.open(item["value"]))
-    return ev, types, scopes, raws
-
-
 def resolve_events(g: TenantGraph, events: pa.Table, now: datetime) -> BatchChanges:
     """Apply a batch of events (EVENTS_TO_RESOLVE's columns) to ``g``; return the rows to store.
 
-    ``g`` is changed in place: if storing the result fails, reload the graph.
+    Column work throughout: Python runs per distinct identifier and per new link, not
+    per event. ``g`` is changed in place: if storing the result fails, reload the graph.
     """
-    ev, types, scopes, raws = _occurrences(g, events)
-    values, _reasons = normalize_many(g.rules, types, raws)
-    source = events.column("source_id").to_pylist()
-    message = events.column("message_id").to_pylist()
-    stamp = events.column("timestamp").to_pylist()
+    occ = collect(events, g.type_of, g.tokens.open)
+    known = np.array([t is not None for t in occ.types] + [False])[occ.type_index]
+    keys_of_type = np.array([t.key if t else "" for t in occ.types] + [""], dtype=object)
+    type_keys = pa.array(keys_of_type[occ.type_index].tolist(), pa.string())
+    values = pa.array(normalize_many(g.rules, type_keys, occ.raw)[0], pa.string())
+    ok = known & pc.is_valid(values).to_numpy(zero_copy_only=False)
+    dropped = int(len(ok) - ok.sum())
+    rows = np.flatnonzero(ok)
+    take = pa.array(rows)
+    triple = pc.binary_join_element_wise(
+        type_keys.take(take), occ.scope.take(take), values.take(take), "\x00"
+    )
+    codes = pc.dictionary_encode(triple)
+    code = codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    distinct, first_row = np.unique(code, return_index=True)
+    event = occ.event[rows]
+    node_of_code = np.empty(len(distinct), np.int64)
     new_nodes: dict[str, list[Any]] = {name: [] for name in NODE_SCHEMA.names}
     new_buckets: list[int] = []
     first_new = g.graph.n_nodes
-    anchors: list[tuple[int, int]] = [(1 << 30, -1)] * events.num_rows  # (priority, node)
-    linked: list[list[int]] = [[] for _ in range(events.num_rows)]
-    dropped = 0
-    for i, t_key, scope, value in zip(ev, types, scopes, values, strict=True):
-        if value is None:
-            dropped += 1
-            continue
+    source = events.column("source_id")
+    stamp = events.column("timestamp")
+    texts = codes.dictionary.to_pylist()
+    for c in distinct[np.argsort(first_row, kind="stable")].tolist():
+        t_key, scope, value = texts[c].split("\x00", 2)
         t = g.type_of(t_key)
         key = identifier_key(g.keys, g.rules, t.key, scope, value)
         node = g.node_of.get(key)
@@ -281,31 +292,17 @@ def resolve_events(g: TenantGraph, events: pa.Table, now: datetime) -> BatchChan
             node = first_new + len(new_buckets)
             g.node_of[key] = node
             new_buckets.append(g.bucket(t, scope))
-            _new_node(g, new_nodes, node, t, scope, key, value, source[i], stamp[i])
-        linked[i].append(node)
-        if t.priority < anchors[i][0]:
-            anchors[i] = (t.priority, node)
+            at = int(event[first_row[c]])
+            _new_node(
+                g, new_nodes, node, t, scope, key, value, source[at].as_py(), stamp[at].as_py()
+            )
+        node_of_code[c] = node
     if new_buckets:
         g.graph.add_nodes(np.asarray(new_buckets, np.int64))
-    edges: dict[str, list[Any]] = {name: [] for name in EDGE_SCHEMA.names}
-    for i in range(events.num_rows):
-        anchor = anchors[i][1]
-        for node in linked[i]:
-            if node == anchor or pair(anchor, node) in g.pairs:
-                continue
-            g.pairs.add(pair(anchor, node))
-            for name, v in (
-                ("edge_id", g.next_edge),
-                ("a", anchor),
-                ("b", node),
-                ("kind", "same"),
-                ("score", None),
-                ("source_id", source[i]),
-                ("message_id", message[i]),
-                ("seen_at", stamp[i]),
-            ):
-                edges[name].append(v)
-            g.next_edge += 1
+    linked = node_of_code[code] if len(code) else np.zeros(0, np.int64)
+    priority = np.array([t.priority if t else 1 << 30 for t in occ.types] + [0], np.int64)
+    anchors = _anchors(events.num_rows, event, priority[occ.type_index[rows]], linked)
+    edges = _new_edges(g, events, event, linked, anchors)
     outcome = g.graph.add_edges(np.asarray(edges["a"], np.int64), np.asarray(edges["b"], np.int64))
     names = g.bucket_names
     kinds = outcome.kind.tolist()
@@ -345,9 +342,9 @@ def resolve_events(g: TenantGraph, events: pa.Table, now: datetime) -> BatchChan
     )
     event_nodes = pa.table(
         {
-            "source_id": pa.array(source, pa.string()),
-            "message_id": pa.array(message, pa.string()),
-            "node_id": pa.array([a[1] for a in anchors], pa.int64()),
+            "source_id": events.column("source_id"),
+            "message_id": events.column("message_id"),
+            "node_id": pa.array(anchors),
             "resolved_at": pa.array([now] * events.num_rows, pa.timestamp("us")),
         }
     )
