@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import random
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from quanyu.config import Settings
 from quanyu.engine.duckdb import DuckDBEngine
 from quanyu.identity.secrets import load_master_key
 from quanyu.identity.service import Resolver
 from quanyu.ingest.normalize import normalize
 from quanyu.ingest.writer import Chunk, write_chunks
+from quanyu.store import open_store
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 TENANT = "ten_a"
@@ -189,3 +195,43 @@ def test_unlinking_an_identifier_splits_the_person(engine: DuckDBEngine, tmp_pat
     # and a full rebuild agrees
     r.rebuild(TENANT)
     assert people(engine) == people(engine) and people(engine)["user_id=carol"] != person
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    events=st.lists(
+        st.lists(
+            st.tuples(st.sampled_from(["device_id", "crm_no"]), st.integers(0, 12)),
+            min_size=1,
+            max_size=3,
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    seed=st.integers(0, 1000),
+)
+def test_arrival_order_does_not_change_the_people_when_no_limit_applies(
+    events: list[list[tuple[str, int]]], seed: int
+) -> None:
+    """Unlimited identifier types: any order of the same events gives the same partition."""
+
+    def partition(order: list[list[tuple[str, int]]]) -> set[frozenset[str]]:
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = open_store(Settings(data_dir=Path(tmp)))
+            try:
+                for ids in order:
+                    external = [{"type": t, "id": f"v{v}", "collection": "users"} for t, v in ids]
+                    message = {"anonymousId": f"a{random.random()}"}
+                    send(engine, [{**message, "context": {"externalIds": external}}])
+                Resolver(engine, load_master_key(Path(tmp))).catch_up()
+                groups: dict[int, set[str]] = {}
+                for k, p in people(engine).items():
+                    if not k.startswith("anonymous_id="):
+                        groups.setdefault(p, set()).add(k)
+                return {frozenset(v) for v in groups.values()}
+            finally:
+                engine.close()
+
+    shuffled = list(events)
+    random.Random(seed).shuffle(shuffled)
+    assert partition(events) == partition(shuffled)
