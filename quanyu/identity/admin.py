@@ -27,7 +27,7 @@ def find(
         NotFound: no event has carried that identifier.
     """
     key = resolver.node_key(db, tenant, type, value, scope)
-    row = db.one(q.FIND_NODE, [tenant, key])
+    row = db.one(q.FIND_NODE, [key, tenant])
     if row is None:
         where = f" in {scope}" if scope else ""
         raise NotFound(

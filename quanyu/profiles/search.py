@@ -2,7 +2,7 @@
 
 Identifiers are matched on the value ``id_nodes`` keeps for non-PII types; PII types
 (phone, e-mail) keep only a keyed hash and ciphertext, so they can be found by exact
-value alone (``profile_by_key``). Traits are matched in the JSON text of identify
+value alone (``quanyu.identity.admin.find``). Traits are matched in the JSON text of identify
 events: a scan per call, see ``search``.
 """
 
@@ -13,7 +13,7 @@ from functools import lru_cache
 import orjson
 
 from quanyu.engine import Session
-from quanyu.errors import NotFound, ValidationFailed
+from quanyu.errors import ValidationFailed
 from quanyu.identity.models import format_oneid
 from quanyu.identity.types import IdentityRules
 from quanyu.ingest.normalize import ID_KEYS
@@ -47,7 +47,7 @@ def search(
     value of non-PII identifiers (user ids, unionids, openids, member ids ...), of type
     ``id_type`` if given. PII identifiers (phone, e-mail) are stored only as a keyed
     hash and ciphertext, so no prefix matches them: only an exact lookup works, by
-    the identifier's graph key (``profile_by_key``).
+    the identifier's graph key (``quanyu.identity.admin.find``).
 
     Traits (skipped when ``id_type`` is given): case-insensitive prefix of a top-level
     string trait (``trait`` if given) of any identify event, so a value the person once
@@ -97,15 +97,3 @@ def search(
                     )
                     hits.setdefault((pid, "trait", k), hit)
     return SearchResult(items=list(hits.values())[:limit])
-
-
-def profile_by_key(db: Session, *, tenant: str, key: str) -> int:
-    """The profile number of the identifier with graph key ``key`` (exact; PII too).
-
-    ``key`` is ``quanyu.identity.secrets.identifier_key`` of the normalised value.
-    Raises NotFound when no identifier has it.
-    """
-    row = db.one(q.FIND_BY_KEY, [tenant, key])
-    if row is None:
-        raise NotFound("no identifier with this value in this tenant: check type and value")
-    return int(row[0])

@@ -34,7 +34,7 @@ from quanyu.profiles.models import (
     encode_cursor,
     parse_oneid,
 )
-from quanyu.profiles.search import pii_trait_types, profile_by_key, search
+from quanyu.profiles.search import pii_trait_types, search
 from quanyu.profiles.survivorship import Observation, Trait, TraitRules, view
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "history",
     "observations",
     "parse_oneid",
-    "profile_by_key",
     "search",
     "timeline",
 ]

@@ -142,7 +142,7 @@ HISTORY = statement(
 
 #: Identifiers whose stored value starts with a prefix (a LIKE pattern escaped with
 #: ``!``). PII identifiers store no value (only a keyed hash and ciphertext), so they
-#: never match; see ``FIND_BY_KEY`` for their exact lookup. Binds: tenant, pattern,
+#: never match; ``quanyu.identity.admin.find`` looks them up exactly. Binds: tenant, pattern,
 #: type x2, limit.
 SEARCH_IDENTIFIERS = statement(
     "profiles.search_identifiers",
@@ -153,10 +153,6 @@ SEARCH_IDENTIFIERS = statement(
 )
 #: The profile of one identifier by its graph key (``quanyu.identity.secrets.identifier_key``:
 #: the keyed hash for PII); uses the ``id_nodes_key`` index. Binds: tenant, key.
-FIND_BY_KEY = statement(
-    "profiles.find_by_key",
-    "SELECT profile_id FROM id_nodes WHERE tenant_id = ? AND key = ?",
-)
 #: Identify events whose lower-cased traits text matches either of two LIKE patterns
 #: (compact JSON, and JSON with a space after the colon, as imported text may be), with
 #: the profile each hangs on. A full scan of the tenant's identify events (no index can
