@@ -346,6 +346,11 @@ def resolve_events(g: TenantGraph, events: pa.Table, now: datetime) -> BatchChan
             "message_id": events.column("message_id"),
             "node_id": pa.array(anchors),
             "resolved_at": pa.array([now] * events.num_rows, pa.timestamp("us")),
+            "commit_seq": events.column("commit_seq"),
+            "timestamp": events.column("timestamp"),
+            "type": events.column("type"),
+            "event": events.column("event"),
+            "brand_id": events.column("brand_id"),
         }
     )
     return BatchChanges(

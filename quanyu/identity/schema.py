@@ -98,4 +98,18 @@ MIGRATIONS = [
         CREATE INDEX id_nodes_key ON id_nodes (key);
         """,
     ),
+    Migration(
+        "identity",
+        3,
+        """
+        -- What the 360 view needs of each event, beside its identifier, so a person's
+        -- figures and timeline page come from this table alone; `commit_seq` finds the
+        -- event itself (the events table is in commit order: zone maps prune on it).
+        ALTER TABLE event_nodes ADD COLUMN commit_seq BIGINT;
+        ALTER TABLE event_nodes ADD COLUMN timestamp TIMESTAMP;
+        ALTER TABLE event_nodes ADD COLUMN type VARCHAR;
+        ALTER TABLE event_nodes ADD COLUMN event VARCHAR;
+        ALTER TABLE event_nodes ADD COLUMN brand_id VARCHAR;
+        """,
+    ),
 ]

@@ -66,6 +66,10 @@ CHANGES = [  # tenant, change id, hour, kind, profile, other profile
     ("t2", 0, 0, "merge", 1, 9),
 ]
 SEPS = {True: (",", ":"), False: (", ", ": ")}
+NODE_OF_EVENT = (
+    "INSERT INTO event_nodes (tenant_id, source_id, message_id, node_id, resolved_at, commit_seq,"
+    " timestamp, type, event, brand_id) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"
+)
 INSERT_EVENT = (
     "INSERT INTO events (tenant_id, source_id, brand_id, message_id, type, event, timestamp,"
     " received_at, traits, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -96,8 +100,8 @@ def db(engine: DuckDBEngine) -> Iterator[Session]:
                  for t, s, m, n, at, ev, ctx in TRACK]  # fmt: skip
         for t, s, m, n, at, typ, ev, traits, ctx in rows:
             run(db, INSERT_EVENT, [t, s, brand_of[s], m, typ, ev, at, at, traits, ctx])
-            run(db, "INSERT INTO event_nodes VALUES (?, ?, ?, ?, ?)", [t, s, m, n, at])
-        run(db, "INSERT INTO event_nodes VALUES ('t1', 's_mp', 'm1', 3, ?)", [T0])  # 2nd node
+            run(db, NODE_OF_EVENT, [t, s, m, n, at, at, typ, ev, brand_of[s]])
+        run(db, NODE_OF_EVENT, ["t1", "s_mp", "m1", 3, T0, T0, "identify", None, None])
         for t, cid, hour, kind, p, other in CHANGES:
             run(db, "INSERT INTO profile_changes (tenant_id, change_id, changed_at, kind,"
                 " profile_id, other_profile_id, actor) VALUES (?, ?, ?, ?, ?, ?, 'resolver')",
