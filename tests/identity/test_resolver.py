@@ -185,6 +185,16 @@ def test_unlinking_an_identifier_splits_the_person(engine: DuckDBEngine, tmp_pat
     assert person in pieces and len(pieces) == 3
     # the smallest node's piece keeps the number
     assert after["user_id=alice"] == person
+    # events follow their identifiers: carol's event now belongs to carol's person
+    with engine.connect() as db:
+        owners = dict(
+            db.raw(  # type: ignore[attr-defined]
+                "SELECT e.user_id, n.profile_id FROM events e JOIN event_nodes x"
+                " ON x.message_id = e.message_id AND x.source_id = e.source_id"
+                " JOIN id_nodes n ON n.node_id = x.node_id"
+            )
+        )
+    assert owners == {"alice": after["user_id=alice"], "carol": after["user_id=carol"]}
     with engine.connect() as db:
         kinds = db.raw("SELECT DISTINCT kind, actor FROM profile_changes")  # type: ignore[attr-defined]
     assert ("split", "ops@test") in kinds
