@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel
 
-from quanyu.api.deps import DbDep, ResolverDep, tenant_access
+from quanyu.api.deps import DbDep, PrincipalDep, ResolverDep, tenant_access
 from quanyu.identity import admin
 from quanyu.ingest.models import EventPage
-from quanyu.profiles import service
+from quanyu.profiles import service, settings
 from quanyu.profiles.models import HistoryPage, ProfileView, SearchResult
+from quanyu.profiles.survivorship import TraitRules
+from quanyu.tenancy.service import audit
 
 router = APIRouter(tags=["profiles"])
 
 ProfilesRead = Annotated[str, tenant_access("profiles", "read")]
+ProfilesWrite = Annotated[str, tenant_access("profiles", "write")]
 BrandQ = Annotated[
     str | None, Query(description="See the person as this brand sees it (its own traits).")
 ]
@@ -53,8 +57,42 @@ def by_identifier(
         tenant=tenant_id,
         profile_id=node_ref.profile,
         brand=brand,
+        trait_rules=settings.trait_rules(db, tenant=tenant_id),
         reveal=resolver.reveal(tenant_id),
     )
+
+
+@router.get("/v1/tenants/{tenant_id}/trait-rules")
+def get_trait_rules(tenant_id: ProfilesRead, db: DbDep) -> dict[str, Any]:
+    """Which value of each trait the 360 view keeps: ``latest`` (default), ``first``,
+    ``most_frequent`` or ``source_priority`` (e.g. POS over the mini-program for a
+    birthday); which traits are brand-scoped, and which group traits brands see."""
+    return settings.trait_rules(db, tenant=tenant_id).to_dict()
+
+
+@router.put("/v1/tenants/{tenant_id}/trait-rules")
+def put_trait_rules(
+    tenant_id: ProfilesWrite, body: dict[str, Any], db: DbDep, who: PrincipalDep
+) -> dict[str, Any]:
+    """Replace the tenant's trait rules (they apply at once: traits are chosen on read)."""
+    rules = TraitRules.from_dict(body)
+    before = settings.trait_rules(db, tenant=tenant_id)
+    settings.set_trait_rules(db, tenant=tenant_id, rules=rules)
+    audit(
+        db,
+        actor=who.actor,
+        action="profiles.trait_rules.update",
+        target=_Doc(rules=rules.to_dict()),
+        before=_Doc(rules=before.to_dict()),
+        target_type="trait_rules",
+        target_id=tenant_id,
+        tenant=tenant_id,
+    )
+    return rules.to_dict()
+
+
+class _Doc(BaseModel):
+    rules: dict[str, Any]
 
 
 @router.get("/v1/tenants/{tenant_id}/profiles/{oneid}")
@@ -64,7 +102,12 @@ def get_profile(
     """The 360 view: identities and where each came from, surviving traits with their
     source, brands, first and last seen, activity per brand and channel, latest changes."""
     return service.get_profile(
-        db, tenant=tenant_id, profile_id=oneid, brand=brand, reveal=resolver.reveal(tenant_id)
+        db,
+        tenant=tenant_id,
+        profile_id=oneid,
+        brand=brand,
+        trait_rules=settings.trait_rules(db, tenant=tenant_id),
+        reveal=resolver.reveal(tenant_id),
     )
 
 

@@ -18,12 +18,14 @@ def collect() -> list[Migration]:
     """Every capability's migrations, in the order they must run."""
     from quanyu.identity import schema as identity_schema
     from quanyu.ingest import schema as ingest_schema
+    from quanyu.profiles import schema as profiles_schema
     from quanyu.tenancy import schema as tenancy_schema
 
     migrations = [
         *tenancy_schema.MIGRATIONS,
         *ingest_schema.MIGRATIONS,
         *identity_schema.MIGRATIONS,
+        *profiles_schema.MIGRATIONS,
     ]
     seen: set[tuple[str, int]] = set()
     for m in migrations:

@@ -194,3 +194,22 @@ def test_the_360_view_through_the_api_and_the_cli(server: Server, tenant: Tenant
     other = server.new_tenant()
     with server.api(other.secret) as c:
         assert c.get(f"/v1/tenants/{tenant.id}/profiles/{oneid}").status_code == 404
+
+
+def test_trait_rules_choose_the_surviving_value(server: Server, tenant: Tenant) -> None:
+    pos = server.create_source(tenant.id, "POS", kind="pos")
+    send(server, pos["write_key"], identify(anonymous="t-1", unionid="U-T", birthday="1990-05-01"))
+    time.sleep(0.01)  # the mini-program's later, mistyped birthday
+    send(server, tenant.write_key, identify(anonymous="t-2", unionid="U-T", birthday="1990-01-05"))
+    wait_profile(server, tenant, "anonymous_id", "t-2", scope=tenant.source_id)
+    path = f"/v1/tenants/{tenant.id}/profiles/by-identifier"
+    params = {"type": "unionid", "value": "U-T"}
+    latest = server.call("GET", path, tenant.secret, params=params)
+    assert latest["traits"]["birthday"]["value"] == "1990-01-05"
+    rules = {"keys": {"birthday": {"rule": "source_priority", "sources": ["pos"]}}}
+    server.call("PUT", f"/v1/tenants/{tenant.id}/trait-rules", tenant.secret, json=rules)
+    chosen = server.call("GET", path, tenant.secret, params=params)["traits"]["birthday"]
+    assert (chosen["value"], chosen["source_id"]) == ("1990-05-01", pos["id"])
+    with server.api(tenant.secret) as c:
+        bad = c.put(f"/v1/tenants/{tenant.id}/trait-rules", json={"keys": {"x": "loudest"}})
+    assert bad.status_code in (400, 422) and "loudest" in bad.json()["message"]
