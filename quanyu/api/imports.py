@@ -131,6 +131,7 @@ async def _store(
     source: Source,
     received_at: datetime,
 ) -> int:
+    ingestor.scrub(tenant, [*rejects, *(r for _, _, notes in parts for r in notes)])
     chunks = [
         Chunk(
             tenant_id=tenant,

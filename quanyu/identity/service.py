@@ -127,7 +127,8 @@ class Resolver:
             with self._engine.connect() as db:
                 rules = self.rules(db, tenant_id)
             kinds = frozenset(t.key for t in rules.types.values() if t.pii)
-            found = Sealer(kinds, Tokenizer.derive(self._master, tenant_id).seal)
+            tokens = Tokenizer.derive(self._master, tenant_id)
+            found = Sealer(kinds, tokens.seal, tokens.open)
             self._sealers[tenant_id] = found
         return found
 

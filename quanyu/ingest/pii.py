@@ -8,6 +8,7 @@ identifiers: ``traits``, ``context.traits``, ``context.externalIds`` and the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +19,37 @@ import pyarrow.compute as pc
 
 from quanyu.ingest.normalize import ID_KEYS
 
+#: What a dead letter's payload may hold of a phone or an e-mail, wherever it is: Chinese
+#: mobiles in their usual spellings, numbers in E.164, e-mail addresses.
+_PII_TEXT = re.compile(
+    r"(?<![\w+])(?:(?:\+|00)?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\w)"
+    r"|(?<![\w+])\+\d{8,15}(?!\w)"
+    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+)
+_TOKEN_TEXT = re.compile(r"qy1:[A-Za-z0-9_-]+")
+
 
 @dataclass(frozen=True)
 class Sealer:
-    """How one tenant seals: the PII identifier kinds and the sealing function."""
+    """How one tenant seals: the PII identifier kinds, and sealing and opening values."""
 
     kinds: frozenset[str]
     seal: Callable[[str], str]
+    open: Callable[[str], str] = str
+
+    def scrub(self, payload: bytes) -> bytes:
+        """A dead letter's raw payload with every phone- or e-mail-like text sealed.
+
+        Rejected messages are kept as sent (they may not even be JSON), so their PII is
+        found by its shape rather than by its field; :meth:`unscrub` restores the payload
+        exactly, for a replay.
+        """
+        text = payload.decode("utf-8", errors="replace")
+        return _PII_TEXT.sub(lambda m: self.seal(m.group(0)), text).encode()
+
+    def unscrub(self, text: str) -> str:
+        """The payload as it was sent: tokens opened."""
+        return _TOKEN_TEXT.sub(lambda m: self.open(m.group(0)), text)
 
     def bag(self, bag: Any) -> Any:
         """A traits object with its PII identifier values sealed (the same object when

@@ -219,8 +219,16 @@ class Ingestor:
             )
         return accepted, norm.rejects
 
+    def scrub(self, tenant_id: str, letters: Sequence[Reject]) -> None:
+        """Seal the phones and e-mails in dead letters' payloads before they are stored."""
+        sealer = self.sealer_for(tenant_id)
+        if sealer is not None:
+            for r in letters:
+                r.payload = sealer.scrub(r.payload)
+
     async def store(self, auth: WriteKeyAuth, norm: Normalized, *, received_at: datetime) -> int:
         """Hand normalised messages and their rejects to the writer; wait for the commit."""
+        self.scrub(auth.tenant_id, [*norm.rejects, *norm.flagged])
         chunk = Chunk.normalized(
             norm,
             tenant_id=auth.tenant_id,
@@ -457,12 +465,16 @@ async def replay_dead_letters(ingestor: Ingestor, *, tenant: str, ids: list[str]
             rate_limit=None,
         )
         items = []
+        sealer = ingestor.sealer_for(tenant)
         for d in group:
             payload = d.payload if isinstance(d.payload, dict) else None
             if payload is not None:
                 payload = {**payload, "messageId": payload.get("messageId") or d.id}
                 payload.setdefault("type", d.event_type)
-            items.append(msgspec.json.encode(payload) if payload is not None else b"null")
+            raw = msgspec.json.encode(payload) if payload is not None else b"null"
+            if sealer is not None:  # the payload as sent, its PII opened again
+                raw = sealer.unscrub(raw.decode()).encode()
+            items.append(raw)
         norm = normalize(
             items,
             received_at=datetime.now(UTC),

@@ -53,8 +53,17 @@ def test_no_raw_phone_or_email_anywhere_in_the_database_file(fresh_server: Serve
             },
         },
     ]
+    # rejected messages keep their payload in the dead-letter store: its PII is sealed too
+    batch.append(
+        {"type": "track", "messageId": "no-event", "anonymousId": "a4",
+         "properties": {"contact": PHONES[4], "mail": EMAIL}}
+    )  # fmt: skip
     r = httpx.post(f"{srv.url}/v1/batch", json={"batch": batch}, auth=(t.write_key, ""))
     assert r.status_code == 200, r.text
+    assert [x["messageId"] for x in r.json()["rejected"]] == ["no-event"]
+    broken = b'{"batch": [{"type": "identify", "traits": {"phone": "' + PHONES[3].encode() + b'"'
+    r = httpx.post(f"{srv.url}/v1/batch", content=broken, auth=(t.write_key, ""))
+    assert r.status_code == 400, r.text
     crm = srv.root / "crm.jsonl"
     crm.write_text(
         "\n".join(
@@ -68,6 +77,9 @@ def test_no_raw_phone_or_email_anywhere_in_the_database_file(fresh_server: Serve
     for p in PHONES:
         wait_profile(srv, t, "phone", p)
     wait_profile(srv, t, "email", EMAIL.upper())
+    # the dead letter shows the phone sealed
+    (letter,) = [d for d in srv.dead_letters(t) if d["message_id"] == "no-event"]
+    assert letter["payload"]["properties"]["contact"].startswith("qy1:")
     srv.stop()  # checkpoints: everything is in the file
     data = file_bytes(srv.data_dir)
     assert MARKER.encode() in data, "raw text is not findable in the file: the scan proves nothing"
@@ -77,3 +89,21 @@ def test_no_raw_phone_or_email_anywhere_in_the_database_file(fresh_server: Serve
             assert form.encode() not in data, f"{form} is in the database file"
     assert EMAIL.encode() not in data
     assert b"wang.li" not in data  # the masked form keeps only the domain
+
+
+def test_a_replayed_dead_letter_is_the_message_as_sent(server: Server) -> None:
+    t = server.new_tenant()
+    message = {"type": "track", "messageId": "late-fix", "anonymousId": "a9",
+               "properties": {"contact": "+86 139-1234-0009", "mail": EMAIL}}  # fmt: skip
+    r = httpx.post(f"{server.url}/v1/batch", json={"batch": [message]}, auth=(t.write_key, ""))
+    assert r.status_code == 400  # no event name: every message rejected
+    (letter,) = server.dead_letters(t)
+    assert "0009" not in json.dumps(letter)
+    fixed = {**letter["payload"], "event": "Contacted"}
+    path = f"/v1/tenants/{t.id}/dead-letters"
+    server.call("PUT", f"{path}/{letter['id']}", t.secret, json={"payload": fixed})
+    done = server.call("POST", f"{path}/replay", t.secret, json={"ids": [letter["id"]]})
+    assert done["replayed"] == [letter["id"]]
+    (event,) = server.events(t)
+    assert event["event"] == "Contacted"
+    assert event["properties"] == message["properties"]
