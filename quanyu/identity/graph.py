@@ -176,21 +176,20 @@ def node_buckets(g: TenantGraph, nodes: pa.Table) -> tuple[np.ndarray, list[int]
 
     Works per distinct (type, scope), so it costs C code per node.
     """
-    joined = pc.binary_join_element_wise(
-        nodes.column("id_type").combine_chunks(), nodes.column("scope").combine_chunks(), "\x00"
-    )
-    encoded = pc.dictionary_encode(joined)
+    types = pc.dictionary_encode(nodes.column("id_type").combine_chunks())
+    scopes = pc.dictionary_encode(nodes.column("scope").combine_chunks())
+    width = max(len(scopes.dictionary), 1)
+    pair_code = types.indices.to_numpy().astype(np.int64) * width + scopes.indices.to_numpy()
+    distinct, inverse = np.unique(pair_code, return_inverse=True)
+    type_names, scope_names = types.dictionary.to_pylist(), scopes.dictionary.to_pylist()
     per_pair = np.asarray(
-        [
-            g.bucket(g.type_of(t), s)
-            for t, _, s in (d.partition("\x00") for d in encoded.dictionary.to_pylist())
-        ],
+        [g.bucket(g.type_of(type_names[c // width]), scope_names[c % width]) for c in distinct],
         np.int64,
     )
     limits = [0] * len(g.bucket_index)
     for name, i in g.bucket_index.items():
         limits[i] = 0 if name == UNLIMITED else g.type_of(name.split(":", 1)[0]).limit or 0
-    buckets = per_pair[encoded.indices.to_numpy()] if len(per_pair) else np.zeros(0, np.int64)
+    buckets = per_pair[inverse] if len(per_pair) else np.zeros(0, np.int64)
     return buckets, limits
 
 

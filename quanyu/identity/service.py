@@ -264,7 +264,7 @@ class Resolver:
                 report = self._catch_up(db, tenant_id)
             # without a loaded graph, a shell does: no identifier index, no link set
             g = self._graphs.get(tenant_id) or self._shell(tenant_id, state)
-            nodes = db.arrow(q.LOAD_NODES, [tenant_id])
+            nodes = db.arrow(q.LOAD_NODE_BUCKETS, [tenant_id])
             edges = _live_edges(db.arrow(q.LOAD_EDGES, [tenant_id]))
             bucket, limits = node_buckets(g, nodes)
             stored = nodes.column("profile_id").to_numpy()
@@ -390,7 +390,7 @@ class Resolver:
                 raise NotFound(f"Identifier node {node} does not exist in this tenant.")
             labels = g.graph.labels()
             person = int(labels[node])
-            nodes = db.arrow(q.LOAD_NODES, [tenant_id])
+            nodes = db.arrow(q.LOAD_NODE_BUCKETS, [tenant_id])
             edges = _live_edges(db.arrow(q.LOAD_EDGES, [tenant_id]), unlinked=node)
             a = edges.column("a").to_numpy()
             b = edges.column("b").to_numpy()

@@ -54,6 +54,11 @@ LOAD_NODES = statement(
     "SELECT node_id, id_type, scope, key, profile_id FROM id_nodes WHERE tenant_id = ?"
     " ORDER BY node_id",
 )
+#: What a rebuild needs of every node (no keys), by node number.
+LOAD_NODE_BUCKETS = statement(
+    "identity.load_node_buckets",
+    "SELECT id_type, scope, profile_id FROM id_nodes WHERE tenant_id = ? ORDER BY node_id",
+)
 #: Every stored link, in arrival order: removed ones stay out of the graph but are
 #: remembered so the same link arriving again does not undo a split.
 LOAD_EDGES = statement(
