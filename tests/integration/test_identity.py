@@ -213,3 +213,34 @@ def test_trait_rules_choose_the_surviving_value(server: Server, tenant: Tenant) 
     with server.api(tenant.secret) as c:
         bad = c.put(f"/v1/tenants/{tenant.id}/trait-rules", json={"keys": {"x": "loudest"}})
     assert bad.status_code in (400, 422) and "loudest" in bad.json()["message"]
+
+
+def test_rules_are_read_and_replaced_per_tenant(server: Server, tenant: Tenant) -> None:
+    path = f"/v1/tenants/{tenant.id}/identity/rules"
+    rules = server.call("GET", path, tenant.secret)["rules"]
+    assert rules["types"]["phone"]["pii"] is True and rules["types"]["unionid"]["limit"] == 1
+    custom = {
+        "key": "tmall_id", "scope": "group", "priority": 2, "limit": 1,
+        "blocked_values": ["guest"],
+    }  # fmt: skip
+    rules["types"]["tmall_id"] = custom
+    server.call("PUT", path, tenant.secret, json={"rules": rules})
+    ext = [{"id": "guest", "type": "tmall_id"}]
+    send(
+        server,
+        tenant.write_key,
+        {"type": "track", "event": "Viewed", "anonymousId": "g1", "messageId": str(uuid.uuid4()),
+         "context": {"externalIds": ext}},
+        {"type": "track", "event": "Viewed", "anonymousId": "g2", "messageId": str(uuid.uuid4()),
+         "context": {"externalIds": ext}},
+    )  # fmt: skip
+    one = wait_profile(server, tenant, "anonymous_id", "g1", scope=tenant.source_id)
+    two = wait_profile(server, tenant, "anonymous_id", "g2", scope=tenant.source_id)
+    assert one != two, "a blocked value must link nobody"
+    assert lookup(server, tenant, "tmall_id", "guest").status_code in (400, 404)
+    rules["types"]["tmall_id"] = {**custom, "limit": 0}
+    with server.api(tenant.secret) as c:
+        bad = c.put(path, json={"rules": rules})
+    assert bad.status_code in (400, 422) and "limit" in bad.json()["message"]
+    audit = server.call("GET", f"/v1/tenants/{tenant.id}/audit", tenant.secret)
+    assert any(e["action"] == "identity.rules.update" for e in audit)
