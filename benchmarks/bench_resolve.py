@@ -162,6 +162,107 @@ def child_scipy(folder: Path) -> dict[str, float]:
     }
 
 
+#: Generator bucket -> (identifier type, scope) as the store keeps them.
+STORED_TYPES = [
+    ("phone", ""),
+    ("unionid", ""),
+    ("device_id", ""),
+    ("anonymous_id", "src_bench"),
+    ("openid", "wx_bench"),
+    ("email", ""),
+] + [("member_id", f"brand{b}") for b in range(8)]
+TENANT = "ten_bench"
+
+
+def _populate(folder: Path) -> Path:
+    """A store holding the graph as the resolver would have left it, before any person
+    was formed (every node its own profile): blocked values never become linked."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from quanyu.config import Settings
+    from quanyu.identity.types import IdentityRules
+    from quanyu.store import open_store
+
+    g = {k: np.load(folder / f"{k}.npy") for k in ("src", "dst", "bucket", "blocked")}
+    src, dst, _ = without_blocked(g["src"], g["dst"], g["blocked"])
+    n, m = len(g["bucket"]), len(src)
+    types = pa.array([t for t, _ in STORED_TYPES]).take(pa.array(g["bucket"]))
+    scopes = pa.array([s for _, s in STORED_TYPES]).take(pa.array(g["bucket"]))
+    ids = pa.array(np.arange(n))
+    keys = pc.binary_join_element_wise(types, scopes, pc.cast(ids, pa.string()), ":")
+    stamp = pa.scalar(np.datetime64("2026-01-01T00:00:00", "us"))
+    nodes = pa.table(
+        {
+            "tenant_id": pa.array([TENANT] * n),
+            "node_id": ids,
+            "id_type": types,
+            "scope": scopes,
+            "key": keys,
+            "masked": keys,
+            "profile_id": ids,
+            "first_seen": pa.array(np.full(n, stamp.value), pa.timestamp("us")),
+        }
+    )
+    edges = pa.table(
+        {
+            "tenant_id": pa.array([TENANT] * m),
+            "edge_id": pa.array(np.arange(m)),
+            "a": pa.array(src),
+            "b": pa.array(dst),
+            "kind": pa.array(["same"] * m),
+            "status": pa.array(["active"] * m),
+            "seen_at": pa.array(np.full(m, stamp.value), pa.timestamp("us")),
+        }
+    )
+    data = folder / "store"
+    engine = open_store(Settings(data_dir=data))
+    rules = json.dumps(IdentityRules.default().to_dict())
+    with engine.connect() as db:
+        con = db.raw  # type: ignore[attr-defined]
+        db.register("n", nodes)
+        con(
+            "INSERT INTO id_nodes (tenant_id, node_id, id_type, scope, key, masked, profile_id,"
+            " first_seen) SELECT * FROM n"
+        )
+        db.register("e", edges)
+        con(
+            "INSERT INTO id_edges (tenant_id, edge_id, a, b, kind, status, seen_at) SELECT * FROM e"
+        )
+        con(
+            "INSERT INTO identity_state VALUES (?, ?, ?, ?, 0, 0, now()::TIMESTAMP)",
+            [TENANT, rules, n, m],
+        )
+    engine.close()
+    return data
+
+
+def child_store(folder: Path) -> dict[str, float]:
+    """``Resolver.rebuild`` on a store: read nodes and links, resolve, write what moved."""
+    from quanyu.config import Settings
+    from quanyu.identity.secrets import load_master_key
+    from quanyu.identity.service import Resolver
+    from quanyu.store import open_store
+
+    data = folder / "store"
+    engine = open_store(Settings(data_dir=data))
+    resolver = Resolver(engine, load_master_key(data))
+    t0 = time.perf_counter()
+    first = resolver.rebuild(TENANT)
+    t1 = time.perf_counter()
+    again = resolver.rebuild(TENANT)
+    t2 = time.perf_counter()
+    engine.close()
+    return {
+        "store_first_rebuild_seconds": t1 - t0,
+        "store_first_rebuild_moved": first.moved,
+        "store_rebuild_seconds": t2 - t1,
+        "store_rebuild_moved": again.moved,
+        "store_profiles": again.profiles,
+        "store_peak_rss_mib": peak_rss_mib(),
+    }
+
+
 def in_child(kind: str, folder: Path) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", kind, str(folder)],
@@ -201,7 +302,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, folder = args.child
-        result = (child_resolve if kind == "resolve" else child_scipy)(Path(folder))
+        child = {"resolve": child_resolve, "scipy": child_scipy, "store": child_store}[kind]
+        result = child(Path(folder))
         print(json.dumps(result))
         return
 
@@ -221,6 +323,13 @@ def main() -> None:
             )
         base = in_child("scipy", folder)
         for key, value in base.items():
+            print(
+                f"{key}={value:.2f}" if isinstance(value, float) else f"{key}={value}", flush=True
+            )
+        t0 = time.perf_counter()
+        _populate(folder)
+        print(f"store_populate_seconds={time.perf_counter() - t0:.1f}", flush=True)
+        for key, value in in_child("store", folder).items():
             print(
                 f"{key}={value:.2f}" if isinstance(value, float) else f"{key}={value}", flush=True
             )
