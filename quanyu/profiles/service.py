@@ -11,8 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from quanyu.engine import Session
+from quanyu.engine import Session, Statement
 from quanyu.errors import NotFound
 from quanyu.identity.models import format_oneid
 from quanyu.identity.normalize import InvalidIdentifier, normalize
@@ -48,7 +50,19 @@ __all__ = [
     "timeline",
 ]
 _MAX_HOPS = 64
-_LAST_FIELDS = ("source_id", "type", "event", "name", "message_id", "timestamp")
+#: Calls whose events can carry traits (group calls carry a company's, not the person's).
+_TRAIT_TYPES = pa.array(["identify", "track", "page", "screen"])
+#: What a fetch by key needs of each event.
+_KEYS = pa.schema(
+    [
+        ("source_id", pa.string()),
+        ("message_id", pa.string()),
+        ("commit_seq", pa.int64()),
+        ("timestamp", pa.timestamp("us")),
+    ]
+)
+#: The timeline's order, newest first (descending on each).
+_NEWEST_FIRST = ("timestamp", "message_id", "source_id")
 
 
 def _missing(db: Session, tenant: str, n: int) -> NotFound:
@@ -89,54 +103,116 @@ def _traits(traits: dict[str, Trait], reveal: Reveal | None) -> dict[str, TraitV
     }
 
 
-def observations(db: Session, *, tenant: str, profile_id: int) -> list[Observation]:
-    """Every trait value the profile's events carried, oldest first."""
+def _fetch(db: Session, stmt: Statement, tenant: str, keys: pa.Table) -> list[tuple[Any, ...]]:
+    """Rows of ``stmt`` (a fetch by key) for the events ``keys`` lists by source_id,
+    message_id, commit_seq and timestamp."""
+    if keys.num_rows == 0:
+        return []
+    windows = q.key_windows(
+        keys.column("commit_seq").to_numpy(),
+        keys.column("timestamp").to_numpy(),
+        keys.column("message_id").to_numpy(),
+    )
+    db.register(q.KEYS_TABLE, keys.select(["source_id", "message_id", "commit_seq"]))
+    try:
+        return db.execute(stmt, [tenant, *windows])
+    finally:
+        db.unregister(q.KEYS_TABLE)
+
+
+def _observed(
+    db: Session, tenant: str, events: pa.Table
+) -> tuple[list[Observation], dict[tuple[str, str], str | None]]:
+    """The trait values ``events`` (rows of PROFILE_EVENTS) carried, oldest first, and
+    the name of each event read on the way (by source and message id)."""
+    keys = events.filter(pc.is_in(events.column("type"), _TRAIT_TYPES))
     out: list[Observation] = []
-    for typ, traits, context, source_id, kind, brand_id, at in db.execute(
-        q.TRAIT_EVENTS, [tenant, profile_id, tenant]
-    ):
-        if typ == "identify":
+    names: dict[tuple[str, str], str | None] = {}
+    rows = _fetch(db, q.TRAITS_BY_KEY, tenant, keys)
+    for source_id, message_id, typ, name, traits, context, kind, brand_id, at in rows:
+        names[source_id, message_id] = name
+        bag = None
+        if typ == "identify" and traits:
             bag = orjson.loads(traits)
-        else:
-            ctx = orjson.loads(context) if context else None
+        elif typ != "identify" and context and '"traits"' in context:
+            ctx = orjson.loads(context)
             bag = ctx.get("traits") if isinstance(ctx, dict) else None
         if isinstance(bag, dict):
             out.extend(Observation(k, v, source_id, kind, brand_id, at) for k, v in bag.items())
-    return out
+    return out, names
 
 
-def basics(db: Session, *, tenant: str, profile_id: int) -> Basics:
-    """First and last seen, event counts and the last event per brand and per channel."""
-    by_type: dict[str, int] = {}
-    by_event: dict[str, int] = {}
-    for typ, name, count in db.execute(q.EVENT_COUNTS, [tenant, profile_id, tenant]):
-        by_type[typ] = by_type.get(typ, 0) + int(count)
-        if name is not None:
-            by_event[name] = by_event.get(name, 0) + int(count)
+def observations(db: Session, *, tenant: str, profile_id: int) -> list[Observation]:
+    """Every trait value the profile's events carried, oldest first."""
+    events = db.arrow(q.PROFILE_EVENTS, [tenant, tenant, profile_id])
+    return _observed(db, tenant, events)[0]
+
+
+def _counts(column: pa.ChunkedArray) -> dict[str, int]:
+    counts = pc.value_counts(column)
+    return {
+        str(v): int(c)
+        for v, c in zip(
+            counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
+        )
+        if v is not None
+    }
+
+
+def _basics(
+    db: Session, tenant: str, events: pa.Table, names: dict[tuple[str, str], str | None]
+) -> Basics:
+    """Basics of ``events`` (rows of PROFILE_EVENTS); ``names`` has the names of events
+    already read, the others among the last events are fetched."""
+    newest_first = events.sort_by([(c, "descending") for c in _NEWEST_FIRST])
+    firsts = ("source_id", "message_id", "commit_seq", "type", "event", "timestamp")
+    groups = (
+        newest_first.group_by(["brand_id", "channel"], use_threads=False)
+        .aggregate([("message_id", "count"), ("timestamp", "min")] + [(c, "first") for c in firsts])
+        .to_pylist()
+    )
+    unnamed = [g for g in groups if (g["source_id_first"], g["message_id_first"]) not in names]
+    if unnamed:
+        keys = pa.table({c: [g[f"{c}_first"] for g in unnamed] for c in _KEYS.names}, _KEYS)
+        names = names | {(r[0], r[1]): r[3] for r in _fetch(db, q.TRAITS_BY_KEY, tenant, keys)}
     brands: dict[str, Activity] = {}
     channels: dict[str, Activity] = {}
-    for brand, channel, n, first_at, *last in db.execute(q.ACTIVITY, [tenant, profile_id, tenant]):
-        ev = LastEvent(**dict(zip(_LAST_FIELDS, last, strict=True)))
-        for group, key in ((brands, brand), (channels, channel)):
-            if key is None:
+    for g in groups:
+        key = (g["source_id_first"], g["message_id_first"])
+        ev = LastEvent(
+            source_id=key[0],
+            message_id=key[1],
+            type=g["type_first"],
+            event=g["event_first"],
+            name=names.get(key),
+            timestamp=g["timestamp_first"],
+        )
+        for group, at in ((brands, g["brand_id"]), (channels, g["channel"])):
+            if at is None:
                 continue
-            old = group.get(key)
-            group[key] = Activity(
-                events=int(n) + (old.events if old else 0),
-                first_at=min(first_at, old.first_at) if old else first_at,
+            old = group.get(at)
+            group[at] = Activity(
+                events=int(g["message_id_count"]) + (old.events if old else 0),
+                first_at=min(g["timestamp_min"], old.first_at) if old else g["timestamp_min"],
                 last_at=max(ev.timestamp, old.last_at) if old else ev.timestamp,
                 last_event=ev if old is None or _later(ev, old.last_event) else old.last_event,
             )
+    by_type = _counts(events.column("type"))
     acts = list(channels.values())
     return Basics(
         first_seen=min((a.first_at for a in acts), default=None),
         last_seen=max((a.last_at for a in acts), default=None),
         events=sum(by_type.values()),
         by_type=dict(sorted(by_type.items())),
-        by_event=dict(sorted(by_event.items())),
+        by_event=dict(sorted(_counts(events.column("event")).items())),
         brands=dict(sorted(brands.items())),
         channels=dict(sorted(channels.items())),
     )
+
+
+def basics(db: Session, *, tenant: str, profile_id: int) -> Basics:
+    """First and last seen, event counts and the last event per brand and per channel."""
+    return _basics(db, tenant, db.arrow(q.PROFILE_EVENTS, [tenant, tenant, profile_id]), {})
 
 
 def _later(a: LastEvent, b: LastEvent) -> bool:
@@ -167,13 +243,16 @@ def get_profile(
         ValidationFailed: ``profile_id`` is not a OneID.
     """
     n = parse_oneid(profile_id)
+    check_limit(history_limit)
     if brand is not None and db.one(q.BRAND_EXISTS, [tenant, brand]) == (0,):
         raise NotFound(f"brand {brand!r} does not exist in this tenant: check the brand id")
     nodes = db.execute(q.PROFILE_NODES, [tenant, n])
     if not nodes:
         raise _missing(db, tenant, n)
-    traits = view(observations(db, tenant=tenant, profile_id=n), trait_rules or TraitRules(), brand)
-    act = basics(db, tenant=tenant, profile_id=n)
+    events = db.arrow(q.PROFILE_EVENTS, [tenant, tenant, n])
+    observed, names = _observed(db, tenant, events)
+    traits = view(observed, trait_rules or TraitRules(), brand)
+    act = _basics(db, tenant, events, names)
     return ProfileView(
         oneid=format_oneid(n),
         profile_id=n,
@@ -188,7 +267,7 @@ def get_profile(
         brand_traits={b: _traits(t, reveal) for b, t in traits.by_brand.items()},
         brands=list(act.brands),
         basics=act,
-        history=history(db, tenant=tenant, profile_id=n, limit=history_limit).items,
+        history=_history(db, tenant, n, None, history_limit).items,
     )
 
 
@@ -225,37 +304,20 @@ def timeline(
     n = parse_oneid(profile_id)
     check_limit(limit)
     at, after_id, after_source = decode_cursor(cursor, str, str) if cursor else (None, None, None)
-    rows = db.execute(
-        q.TIMELINE,
-        [
-            tenant,
-            n,
-            tenant,
-            type,
-            type,
-            event,
-            event,
-            event,
-            brand,
-            brand,
-            source,
-            source,
-            at,
-            at,
-            at,
-            after_id,
-            after_id,
-            after_source,
-            limit + 1,
-        ],
+    named = [] if event is None else [event, event]
+    page = db.execute(
+        q.TIMELINE_PAGE if event is None else q.TIMELINE_PAGE_NAMED,
+        [tenant, tenant, n, *named, type, type, brand, brand, source, source]
+        + [at, at, at, after_id, after_id, after_source, limit + 1],
     )
-    if not rows and cursor is None and db.one(q.PROFILE_EXISTS, [tenant, n]) == (0,):
+    if not page and cursor is None and db.one(q.PROFILE_EXISTS, [tenant, n]) == (0,):
         raise _missing(db, tenant, n)
-    items = [_event(r) for r in rows[:limit]]
-    last = items[-1] if len(rows) > limit else None
-    nxt = (
-        encode_cursor(last.timestamp.isoformat(), last.message_id, last.source_id) if last else None
+    keys = pa.Table.from_pylist(
+        [dict(zip(_KEYS.names, r, strict=True)) for r in page[:limit]], _KEYS
     )
+    items = [_event(r) for r in _fetch(db, q.EVENTS_BY_KEY, tenant, keys)]
+    last = page[limit - 1] if len(page) > limit else None
+    nxt = encode_cursor(last[3].isoformat(), last[1], last[0]) if last else None
     return EventPage(items=items, next_cursor=nxt)
 
 
@@ -286,10 +348,15 @@ def history(
     """
     n = parse_oneid(profile_id)
     check_limit(limit)
+    page = _history(db, tenant, n, cursor, limit)
+    if not page.items and cursor is None and db.one(q.PROFILE_EXISTS, [tenant, n]) == (0,):
+        raise _missing(db, tenant, n)
+    return page
+
+
+def _history(db: Session, tenant: str, n: int, cursor: str | None, limit: int) -> HistoryPage:
     at, after = decode_cursor(cursor, int) if cursor else (None, None)
     rows = db.execute(q.HISTORY, [tenant, n, n, at, at, at, after, limit + 1])
-    if not rows and cursor is None and db.one(q.PROFILE_EXISTS, [tenant, n]) == (0,):
-        raise _missing(db, tenant, n)
     items = [
         Change(
             **dict(zip(_CHANGE_FIELDS, (r[0], r[1], r[2], *r[5:]), strict=True)),

@@ -17,6 +17,7 @@ from quanyu.engine import Session, Statement
 from quanyu.engine.duckdb import DuckDBEngine
 from quanyu.errors import NotFound, ValidationFailed
 from quanyu.profiles import service
+from quanyu.profiles import sql as q
 from quanyu.profiles.survivorship import TraitRule, TraitRules
 
 T0 = datetime(2026, 3, 1, 9, 0)
@@ -55,6 +56,7 @@ TRACK = [  # tenant, source, message id, node (-1: none), time, event, context
     ("t1", "s_oa", "tr1", 5, T0 + 2 * D, "Order", {"traits": {"city": "Suzhou"}}),
     ("t1", "s_mp", "other", 2, T0 + 3 * D, "Other", None),  # another person's
     ("t1", "s_mp", "nobody", -1, T0 + 3 * D, "View", None),
+    ("t1", "s_mp", "sc1", 2, T0 + 4 * D, "Home", None),  # a screen call: "Home" is its name
     # ties in time on purpose, and the same message ids in two sources
     *(("t1", "s_mp" if i % 2 else "s_pos", f"m{i // 2}", 1 + 4 * (i % 3 == 0), T0 + i // 3 * H,
        "View", None) for i in range(20)),
@@ -68,11 +70,11 @@ CHANGES = [  # tenant, change id, hour, kind, profile, other profile
 SEPS = {True: (",", ":"), False: (", ", ": ")}
 NODE_OF_EVENT = (
     "INSERT INTO event_nodes (tenant_id, source_id, message_id, node_id, resolved_at, commit_seq,"
-    " timestamp, type, event, brand_id) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"
+    " timestamp, type, event, brand_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_EVENT = (
-    "INSERT INTO events (tenant_id, source_id, brand_id, message_id, type, event, timestamp,"
-    " received_at, traits, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events (tenant_id, source_id, brand_id, message_id, type, event, name, timestamp,"
+    " received_at, traits, context, commit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_NODE = (
     "INSERT INTO id_nodes (tenant_id, node_id, id_type, scope, key, value, masked, profile_id,"
@@ -96,12 +98,16 @@ def db(engine: DuckDBEngine) -> Iterator[Session]:
         # id2 as compact JSON (as ingest writes it), the others with spaces (as imports may)
         rows = [(t, s, m, n, at, "identify", None, json.dumps(tr, separators=SEPS[m == "id2"]),
                  None) for t, s, m, n, at, tr in IDENTIFY]  # fmt: skip
-        rows += [(t, s, m, n, at, "track", ev, None, json.dumps(ctx) if ctx else None)
+        rows += [(t, s, m, n, at, "screen" if m == "sc1" else "track", ev, None,
+                  json.dumps(ctx) if ctx else None)
                  for t, s, m, n, at, ev, ctx in TRACK]  # fmt: skip
-        for t, s, m, n, at, typ, ev, traits, ctx in rows:
-            run(db, INSERT_EVENT, [t, s, brand_of[s], m, typ, ev, at, at, traits, ctx])
-            run(db, NODE_OF_EVENT, [t, s, m, n, at, at, typ, ev, brand_of[s]])
-        run(db, NODE_OF_EVENT, ["t1", "s_mp", "m1", 3, T0, T0, "identify", None, None])
+        # commits of two events each, out of time order, as a writer groups arrivals
+        for i, (t, s, m, n, at, typ, ev, traits, ctx) in enumerate(rows):
+            ev, name, seq = (None, ev, 1 + i // 2) if typ == "screen" else (ev, None, 1 + i // 2)
+            run(db, INSERT_EVENT, [t, s, brand_of[s], m, typ, ev, name, at, at, traits, ctx, seq])
+            run(db, NODE_OF_EVENT, [t, s, m, n, at, seq, at, typ, ev, brand_of[s]])
+            if (s, m) == ("s_mp", "m1"):  # also listed under a 2nd node of the same person
+                run(db, NODE_OF_EVENT, [t, s, m, 3, at, seq, at, typ, ev, brand_of[s]])
         for t, cid, hour, kind, p, other in CHANGES:
             run(db, "INSERT INTO profile_changes (tenant_id, change_id, changed_at, kind,"
                 " profile_id, other_profile_id, actor) VALUES (?, ?, ?, ?, ?, ?, 'resolver')",
@@ -192,6 +198,43 @@ def test_timeline_filters(db: Session) -> None:
     assert ids(source="s_oa") == {"tr1"}
     with pytest.raises(ValidationFailed, match="cursor"):
         service.timeline(db, tenant="t1", profile_id=1, cursor="garbage")
+
+
+def test_timeline_matches_screen_names_and_fetches_only_the_persons_events(db: Session) -> None:
+    def ids(**kw: Any) -> list[str]:
+        page = service.timeline(db, tenant="t1", profile_id=2, **kw)
+        return [e.message_id for e in page.items]
+
+    # "nobody" shares the commit, time and source of "other": the fetch must leave it out
+    assert ids() == ["sc1", "other"]
+    assert ids(event="Home") == ["sc1"] and ids(event="Other") == ["other"]
+    assert ids(event="View") == [] and ids(type="screen") == ["sc1"]
+    view = service.get_profile(db, tenant="t1", profile_id=2)
+    last = view.basics.channels["mini_program"].last_event
+    assert (last.message_id, last.type, last.name) == ("sc1", "screen", "Home")
+    assert view.basics.by_type == {"screen": 1, "track": 1}
+    assert view.basics.by_event == {"Other": 1}  # track event names only
+    assert service.basics(db, tenant="t1", profile_id=2) == view.basics
+
+
+def test_key_windows_cover_every_key_in_at_most_windows_ranges() -> None:
+    commits = [1, 2, 3, 40, 41, 90, 7, 7, 500, 501, 502, 1000]
+    times = [T0 + i * i * H for i in range(len(commits))]
+    ids = [f"demo-{i}" for i in range(9)] + ["crm-1", "crm-2", "x"]
+    binds = q.key_windows(commits, times, ids)
+    assert len(binds) == 3 * 2 * q.WINDOWS
+    kinds = [binds[k * 2 * q.WINDOWS : (k + 1) * 2 * q.WINDOWS] for k in range(3)]
+    for values, flat, closed in ((commits, kinds[0], False), (times, kinds[1], False),
+                                 (ids, kinds[2], True)):  # fmt: skip
+        ranges = [(lo, hi) for lo, hi in zip(flat[::2], flat[1::2], strict=True) if lo is not None]
+        assert len(ranges) == q.WINDOWS  # more distinct values than windows: all are used
+        for v in values:
+            assert sum(lo <= v and (v <= hi if closed else v < hi) for lo, hi in ranges) == 1
+    # the widest gaps are cut: 1000 and 90 stand alone; crm and x ids apart from demo ones
+    assert (1000, 1001) in zip(kinds[0][::2], kinds[0][1::2], strict=True)
+    assert ("x", "x") in zip(kinds[2][::2], kinds[2][1::2], strict=True)
+    one = q.key_windows([5], [T0], ["m"])
+    assert one[:2] == [5, 6] and one[2 : 2 * q.WINDOWS] == [None] * (2 * q.WINDOWS - 2)
 
 
 def test_basics(db: Session) -> None:
