@@ -349,6 +349,7 @@ def resolve_events(g: TenantGraph, events: pa.Table, now: datetime) -> BatchChan
             "timestamp": events.column("timestamp"),
             "type": events.column("type"),
             "event": events.column("event"),
+            "name": events.column("name"),
             "brand_id": events.column("brand_id"),
         }
     )

@@ -112,4 +112,18 @@ MIGRATIONS = [
         ALTER TABLE event_nodes ADD COLUMN brand_id VARCHAR;
         """,
     ),
+    Migration(
+        "identity",
+        4,
+        """
+        -- Page and screen names, so the timeline's name filter reads event_nodes alone;
+        -- rows written before migration 3 get their event's commit, time, type and brand.
+        ALTER TABLE event_nodes ADD COLUMN name VARCHAR;
+        UPDATE event_nodes SET commit_seq = coalesce(e.commit_seq, 0), timestamp = e.timestamp,
+            type = e.type, event = e.event, brand_id = e.brand_id, name = e.name
+        FROM events AS e WHERE e.tenant_id = event_nodes.tenant_id
+            AND e.source_id = event_nodes.source_id AND e.message_id = event_nodes.message_id
+            AND (event_nodes.commit_seq IS NULL OR e.name IS NOT NULL);
+        """,
+    ),
 ]

@@ -43,7 +43,7 @@ PENDING_COMMITS = statement(
 EVENTS_TO_RESOLVE = statement(
     "identity.events_to_resolve",
     "SELECT source_id, message_id, brand_id, user_id, anonymous_id, identifiers, timestamp,"
-    " coalesce(commit_seq, 0) AS commit_seq, type, event"
+    " coalesce(commit_seq, 0) AS commit_seq, type, event, name"
     " FROM events WHERE tenant_id = ? AND coalesce(commit_seq, 0) > ?"
     " AND coalesce(commit_seq, 0) <= ?"
     " ORDER BY coalesce(commit_seq, 0), timestamp, source_id, message_id",
@@ -88,8 +88,9 @@ INSERT_CHANGES = statement(
 INSERT_EVENT_NODES = statement(
     "identity.insert_event_nodes",
     "INSERT INTO event_nodes (tenant_id, source_id, message_id, node_id, resolved_at,"
-    " commit_seq, timestamp, type, event, brand_id) SELECT ?, source_id, message_id, node_id,"
-    " resolved_at, commit_seq, timestamp, type, event, brand_id FROM staged_event_nodes",
+    " commit_seq, timestamp, type, event, name, brand_id) SELECT ?, source_id, message_id,"
+    " node_id, resolved_at, commit_seq, timestamp, type, event, name, brand_id"
+    " FROM staged_event_nodes",
 )
 #: After merges: every node of a person that was absorbed takes the survivor's number.
 RELABEL_PROFILES = statement(

@@ -175,15 +175,11 @@ _PAGE = f"SELECT DISTINCT en.source_id, en.message_id, en.commit_seq, en.timesta
 #: profile, type x2, brand x2, source x2, cursor timestamp x3, message id x2, source id,
 #: limit.
 TIMELINE_PAGE = statement("profiles.timeline_page", f"{_PAGE}{_PAGE_FILTERS}")
-#: The same, of events with an event name: a track event's (in ``event_nodes``) or a
-#: page or screen name (only in ``events``: the name filter reads the events table's
-#: ``name`` column, about 0.1 s for a name millions of events carry). Binds: tenant x2,
-#: profile, event name x2, then as TIMELINE_PAGE from the type on.
+#: The same, of events with an event name: a track event's or a page or screen name.
+#: Binds: tenant x2, profile, event name x2, then as TIMELINE_PAGE from the type on.
 TIMELINE_PAGE_NAMED = statement(
     "profiles.timeline_page_named",
-    f"{_PAGE} AND (en.event = ? OR EXISTS (SELECT 1 FROM events AS e"
-    " WHERE e.tenant_id = en.tenant_id AND e.source_id = en.source_id"
-    f" AND e.message_id = en.message_id AND e.name = ?)){_PAGE_FILTERS}",
+    f"{_PAGE} AND (en.event = ? OR en.name = ?){_PAGE_FILTERS}",
 )
 #: The staged events, newest first, as the timeline shows them. Binds: tenant, windows.
 EVENTS_BY_KEY = statement(

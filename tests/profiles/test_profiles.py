@@ -70,7 +70,7 @@ CHANGES = [  # tenant, change id, hour, kind, profile, other profile
 SEPS = {True: (",", ":"), False: (", ", ": ")}
 NODE_OF_EVENT = (
     "INSERT INTO event_nodes (tenant_id, source_id, message_id, node_id, resolved_at, commit_seq,"
-    " timestamp, type, event, brand_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " timestamp, type, event, name, brand_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_EVENT = (
     "INSERT INTO events (tenant_id, source_id, brand_id, message_id, type, event, name, timestamp,"
@@ -105,9 +105,9 @@ def db(engine: DuckDBEngine) -> Iterator[Session]:
         for i, (t, s, m, n, at, typ, ev, traits, ctx) in enumerate(rows):
             ev, name, seq = (None, ev, 1 + i // 2) if typ == "screen" else (ev, None, 1 + i // 2)
             run(db, INSERT_EVENT, [t, s, brand_of[s], m, typ, ev, name, at, at, traits, ctx, seq])
-            run(db, NODE_OF_EVENT, [t, s, m, n, at, seq, at, typ, ev, brand_of[s]])
+            run(db, NODE_OF_EVENT, [t, s, m, n, at, seq, at, typ, ev, name, brand_of[s]])
             if (s, m) == ("s_mp", "m1"):  # also listed under a 2nd node of the same person
-                run(db, NODE_OF_EVENT, [t, s, m, 3, at, seq, at, typ, ev, brand_of[s]])
+                run(db, NODE_OF_EVENT, [t, s, m, 3, at, seq, at, typ, ev, name, brand_of[s]])
         for t, cid, hour, kind, p, other in CHANGES:
             run(db, "INSERT INTO profile_changes (tenant_id, change_id, changed_at, kind,"
                 " profile_id, other_profile_id, actor) VALUES (?, ?, ?, ?, ?, ?, 'resolver')",
