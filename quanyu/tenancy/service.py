@@ -503,8 +503,10 @@ def authorize(
         )
     if tenant is None:
         return
-    if principal.level == "tenant" and principal.tenant_id != tenant:
-        raise NotFound(f"No tenant has id {tenant!r}; list yours with GET /v1/tenants.")
+    if principal.level == "tenant":
+        if principal.tenant_id != tenant:
+            raise NotFound(f"No tenant has id {tenant!r}; list yours with GET /v1/tenants.")
+        return  # the key's own tenant: it exists
     found = get_tenant(db, tenant=tenant)
     if principal.level == "isv" and found.isv_id != principal.isv_id:
         raise NotFound(f"No tenant has id {tenant!r}; list yours with GET /v1/tenants.")
