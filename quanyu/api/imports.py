@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from quanyu.api.deps import IngestorDep, ResolverDep, tenant_access
+from quanyu.api.deps import IngestorDep, tenant_access
 from quanyu.errors import InvalidRequest, PayloadTooLarge, Unavailable
 from quanyu.ingest import bulk
 from quanyu.ingest.normalize import Reject
@@ -178,7 +178,6 @@ async def import_batch(
     kind: ImportKind,
     request: Request,
     ingestor: IngestorDep,
-    resolver: ResolverDep,
     map_: Annotated[
         list[str] | None,
         Query(alias="map", description="Rename a column: sourceColumn=targetField (repeat)."),
@@ -201,23 +200,22 @@ async def import_batch(
             raise InvalidRequest(f"map={item!r} is not 'sourceColumn=targetField'.")
         mapping[src] = dst
     table = bulk.apply_mapping(await read_table(request), mapping)
-    with resolver.during_import():
-        prepared, parts = await asyncio.to_thread(
-            _prepare,
-            ingestor,
-            table,
-            kind=kind,
-            tenant=tenant_id,
-            source=source,
-            received_at=received_at,
-        )
-        rejects = [
-            Reject(r.index, r.message_id, r.event_type, r.event, r.code, r.message, r.row.encode())
-            for r in prepared.rejected
-        ]
-        loaded = await _store(
-            ingestor, parts, rejects, tenant=tenant_id, source=source, received_at=received_at
-        )
+    prepared, parts = await asyncio.to_thread(
+        _prepare,
+        ingestor,
+        table,
+        kind=kind,
+        tenant=tenant_id,
+        source=source,
+        received_at=received_at,
+    )
+    rejects = [
+        Reject(r.index, r.message_id, r.event_type, r.event, r.code, r.message, r.row.encode())
+        for r in prepared.rejected
+    ]
+    loaded = await _store(
+        ingestor, parts, rejects, tenant=tenant_id, source=source, received_at=received_at
+    )
     blocked = [n for _, _, notes in parts for n in notes if n.disposition == "rejected"]
     counts = Counter(r.code for r in prepared.rejected) + Counter(n.code for n in blocked)
     rows = [

@@ -8,11 +8,10 @@ at a time.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -80,8 +79,6 @@ class Resolver:
 
     #: Seconds between the starts of two background runs.
     min_interval = 0.2
-    #: Seconds after a bulk import's last batch before background runs resume.
-    import_hold = 2.0
 
     def __init__(self, engine: Engine, master_key: bytes, *, batch_events: int = BATCH_EVENTS):
         self._engine = engine
@@ -95,9 +92,6 @@ class Resolver:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._seen_seq = 0
-        self._importing = 0
-        self._held_until = 0.0
-        self._hold_lock = threading.Lock()
 
     # --- background ---------------------------------------------------------------------
     def notify(self, _seq: int = 0) -> None:
@@ -119,31 +113,10 @@ class Resolver:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    @contextlib.contextmanager
-    def during_import(self) -> Iterator[None]:
-        """Hold background runs while a bulk import batch is processed (and for
-        ``import_hold`` seconds after the last): the import gets the CPU, and the
-        resolver then takes its events in a few large batches."""
-        with self._hold_lock:
-            self._importing += 1
-        try:
-            yield
-        finally:
-            with self._hold_lock:
-                self._importing -= 1
-                self._held_until = time.monotonic() + self.import_hold
-            self._wake.set()
-
-    def _held(self) -> bool:
-        return self._importing > 0 or time.monotonic() < self._held_until
-
     def _run(self) -> None:
         while not self._stopping.is_set():
             self._wake.wait(1.0)
             self._wake.clear()
-            if self._held():
-                self._stopping.wait(0.2)
-                continue
             started = time.monotonic()
             try:
                 self.catch_up()
