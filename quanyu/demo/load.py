@@ -89,6 +89,11 @@ def create_tenant(client: Client) -> tuple[DemoResult, dict[str, str], dict[str,
             "source_id": created["id"],
             "write_key": created["write_key"],
         }
+    # the group's counter POS keys people by their brand member numbers (userId), so one
+    # person may have a user id per brand there: allow three, as the group's admin would
+    rules = client.get(f"/v1/tenants/{t}/identity/rules")["rules"]
+    rules["types"]["user_id"]["limit"] = len(DEMO_BRANDS)
+    client.put(f"/v1/tenants/{t}/identity/rules", {"rules": rules})
     return result, brands, sources
 
 
@@ -98,11 +103,12 @@ def write_files(
     """The demo's import files (Parquet) and its ground truth, in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     events = _source_ids(data.events, sources)
-    events = events.set_column(
-        events.schema.get_field_index("context"),
-        "context",
-        _brand_ids(events.column("context"), brands, '"brand":"{}"'),
-    )
+    for column in ("context", "traits"):  # member ids name their brand: by id, as sources do
+        events = events.set_column(
+            events.schema.get_field_index(column),
+            column,
+            _brand_ids(events.column(column), brands, '"brand":"{}"'),
+        )
     profiles = _source_ids(data.profiles, sources)
     # each member record's import event carries the record id, so the truth covers it
     profiles = profiles.append_column("messageId", profiles.column("record_id"))
