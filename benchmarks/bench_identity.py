@@ -408,9 +408,12 @@ end
 """
 
 
-def run_wrk(url: str, lua: Path, args: list[str], seconds: int) -> dict[str, float]:
+def run_wrk(
+    url: str, lua: Path, args: list[str], seconds: int, connections: int = 0
+) -> dict[str, float]:
     """wrk with one thread and a few connections; requests/s, p50 and p99 in ms."""
-    cmd = ["wrk", "-t", "1", "-c", str(LOOKUP_CONNECTIONS), "-d", f"{seconds}s", "--latency"]
+    conns = str(connections or LOOKUP_CONNECTIONS)
+    cmd = ["wrk", "-t", "1", "-c", conns, "-d", f"{seconds}s", "--latency"]
     cmd += ["--timeout", "5s", "-s", str(lua), url, "--", *args]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=seconds + 30)
     out = done.stdout
@@ -481,11 +484,16 @@ def lookups(url: str, work: Path, tenant: Tenant, token: str, n: int, seconds: i
     lua.write_text(LUA)
     prefix = f"/v1/tenants/{tenant.id}/identity/lookup?"
     errors = 0
-    runs = (("unionid", tenant.secret, ""), ("phone", tenant.secret, "_phone"))
-    for kind, secret, suffix in (*runs, ("unionid", token, "_platform_token")):
+    runs = (
+        ("unionid", tenant.secret, "", 0),
+        ("phone", tenant.secret, "_phone", 0),
+        ("unionid", token, "_platform_token", 0),
+        ("unionid", tenant.secret, "_one_connection", 1),
+    )
+    for kind, secret, suffix, connections in runs:
         args = [str(n), kind, prefix, secret]
-        run_wrk(url, lua, [*args, "1"], 2)
-        got = run_wrk(url, lua, [*args, "2"], seconds)
+        run_wrk(url, lua, [*args, "1"], 2, connections)
+        got = run_wrk(url, lua, [*args, "2"], seconds, connections)
         errors += int(got["errors"])
         print(
             f"identity_lookup{suffix}_p50_ms={got['p50']:.2f}"
