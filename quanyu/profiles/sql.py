@@ -25,29 +25,10 @@ import numpy as np
 import numpy.typing as npt
 
 from quanyu.engine import statement
+from quanyu.ingest.models import Event
 
-#: The event columns the timeline returns, named as ``quanyu.ingest.models.Event`` fields.
-EVENT_FIELDS = (
-    "message_id",
-    "type",
-    "event",
-    "name",
-    "user_id",
-    "anonymous_id",
-    "group_id",
-    "previous_id",
-    "timestamp",
-    "original_timestamp",
-    "sent_at",
-    "received_at",
-    "source_id",
-    "brand_id",
-    "properties",
-    "traits",
-    "context",
-    "integrations",
-    "identifiers",
-)
+#: The event columns the timeline returns: ``quanyu.ingest.models.Event``'s fields.
+EVENT_FIELDS = tuple(Event.model_fields)
 #: Of those, the JSON text columns.
 JSON_FIELDS = frozenset({"properties", "traits", "context", "integrations", "identifiers"})
 _EVENT_VIEW = ", ".join(f"e.{c}" for c in EVENT_FIELDS)
