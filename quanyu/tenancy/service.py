@@ -381,6 +381,7 @@ def get_key(db: Session, *, key_id: str, tenant: str | None = None) -> ApiKey:
 
 def revoke_key(db: Session, *, key_id: str, actor: str, tenant: str | None = None) -> ApiKey:
     """Revoke a key at once. Revoking twice is harmless."""
+    _principals.clear()
     with db.transaction():
         before = get_key(db, key_id=key_id, tenant=tenant)
         db.execute(q.REVOKE_KEY, [utcnow(), key_id])
@@ -429,13 +430,33 @@ def _note_use(db: Session, key_id: str) -> None:
 # --- authentication ---------------------------------------------------------------------
 
 
+#: Principals of recently used secret keys (by key digest) with the time they were read:
+#: a busy key costs one database read every PRINCIPAL_TTL seconds, not one per request.
+#: Every revocation goes through this process (the server owns the database) and empties
+#: it, so a revoked key stops working at once.
+_principals: dict[str, tuple[float, Principal]] = {}
+PRINCIPAL_TTL = 2.0
+
+
 def authenticate_secret(db: Session, secret: str) -> Principal:
     """The principal a management-API secret key stands for.
 
     Raises:
         Unauthorized: the key is unknown, revoked, or a write key.
     """
-    row = db.one(q.KEY_BY_HASH, [keys.digest(secret)])
+    digest = keys.digest(secret)
+    now = time.monotonic()
+    hit = _principals.get(digest)
+    if hit is not None and now - hit[0] < PRINCIPAL_TTL:
+        _note_use(db, hit[1].key_id)
+        return hit[1]
+    principal = _authenticate(db, digest)
+    _principals[digest] = (now, principal)
+    return principal
+
+
+def _authenticate(db: Session, digest: str) -> Principal:
+    row = db.one(q.KEY_BY_HASH, [digest])
     if row is None:
         raise Unauthorized(
             "Unknown API key: pass a secret key as 'Authorization: Bearer sk_...';"

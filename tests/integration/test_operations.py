@@ -110,3 +110,15 @@ def test_concurrent_requests_with_one_key_all_succeed(server: Server, tenant: Te
     assert codes == [200] * 64
     keys = server.call("GET", f"/v1/tenants/{tenant.id}/keys", tenant.secret)
     assert any(k["last_used_at"] for k in keys)
+
+
+def test_a_revoked_secret_key_stops_working_at_once(server: Server, tenant: Tenant) -> None:
+    """Authenticated keys are remembered for a moment; a revocation forgets them."""
+    made = server.call(
+        "POST", f"/v1/tenants/{tenant.id}/keys", json={"name": "temp", "scopes": ["admin"]}
+    )
+    with server.api(made["secret"]) as c:
+        assert c.get(f"/v1/tenants/{tenant.id}/sources").status_code == 200
+        server.call("DELETE", f"/v1/tenants/{tenant.id}/keys/{made['id']}", tenant.secret)
+        r = c.get(f"/v1/tenants/{tenant.id}/sources")
+    assert r.status_code == 401 and "revoked" in r.json()["message"]
