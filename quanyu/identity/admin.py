@@ -27,7 +27,8 @@ def find(
         NotFound: no event has carried that identifier.
     """
     key = resolver.node_key(db, tenant, type, value, scope)
-    row = db.one(q.FIND_NODE, [key, tenant])
+    rows = [r for r in db.execute(q.FIND_NODE, [key]) if r[0] == tenant]
+    row = rows[0][1:] if rows else None
     if row is None:
         where = f" in {scope}" if scope else ""
         raise NotFound(
