@@ -56,7 +56,7 @@ class Sealer:
         it holds none)."""
         if not isinstance(bag, dict):
             return bag
-        hits = [k for k, v in bag.items() if ID_KEYS.get(k) in self.kinds and isinstance(v, str)]
+        hits = [k for k, v in bag.items() if self._pii(ID_KEYS.get(k)) and isinstance(v, str)]
         if not hits:
             return bag
         return {**bag, **{k: self.seal(bag[k]) for k in hits}}
@@ -69,7 +69,7 @@ class Sealer:
         for item in items:
             if (
                 isinstance(item, dict)
-                and ID_KEYS.get(str(item.get("type")), str(item.get("type"))) in self.kinds
+                and self._pii(ID_KEYS.get(str(item.get("type")), str(item.get("type"))))
                 and isinstance(item.get("id"), str)
             ):
                 item = {**item, "id": self.seal(item["id"])}
@@ -89,13 +89,15 @@ class Sealer:
 
     def identifiers(self, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Extracted identifiers with the values of PII kinds sealed."""
-        return [
-            {**i, "value": self.seal(i["value"])} if i["type"] in self.kinds else i for i in found
-        ]
+        return [{**i, "value": self.seal(i["value"])} if self._pii(i["type"]) else i for i in found]
 
     def touches(self, found: list[dict[str, Any]]) -> bool:
         """Whether any extracted identifier is of a PII kind."""
-        return any(i["type"] in self.kinds for i in found)
+        return any(self._pii(i["type"]) for i in found)
+
+    def _pii(self, kind: str | None) -> bool:
+        """Whether an identifier kind as it arrived ("phone", "Phone", "EMAIL") is PII."""
+        return kind is not None and (kind in self.kinds or kind.lower() in self.kinds)
 
     def table(self, events: pa.Table) -> pa.Table:
         """Events (the events table's layout) with PII identifier values sealed.
@@ -105,7 +107,7 @@ class Sealer:
         """
         if not self.kinds or not events.num_rows:
             return events
-        pattern = '"type":"(' + "|".join(sorted(self.kinds)) + ')"'
+        pattern = '(?i)"type":"(' + "|".join(sorted(self.kinds)) + ')"'
         ids = events.column("identifiers")
         hit = pc.fill_null(pc.match_substring_regex(ids, pattern), False)
         if not pc.any(hit).as_py():

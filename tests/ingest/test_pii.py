@@ -50,3 +50,18 @@ def test_identifier_fields_are_sealed_others_kept() -> None:
     assert out.slice(1).to_pylist() == events.slice(1).to_pylist()
     # sealing twice changes nothing (replays, re-imports)
     assert SEALER.table(out).to_pylist() == out.to_pylist()
+
+
+def test_kinds_match_whatever_their_case() -> None:
+    ext = SEALER.external_ids([{"type": "Phone", "id": "13812345678"}, {"type": "x", "id": "1"}])
+    assert ext[0]["id"].startswith("qy1:") and ext[1]["id"] == "1"
+    found = [{"type": "EMAIL", "value": "a@b.cn", "scope": None}]
+    assert SEALER.touches(found) and SEALER.identifiers(found)[0]["value"].startswith("qy1:")
+    table = pa.table(
+        {
+            "traits": pa.array([None], pa.string()),
+            "context": ['{"externalIds":[{"type":"Phone","id":"13812345678"}]}'],
+            "identifiers": ['[{"type":"Phone","value":"13812345678","scope":null}]'],
+        }
+    )
+    assert b"13812345678" not in str(SEALER.table(table).to_pylist()).encode()
