@@ -19,20 +19,17 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from quanyu.engine import Engine, Session
 from quanyu.errors import NotFound, ValidationFailed
 from quanyu.identity import sql as q
 from quanyu.identity.components import (
     IncrementalGraph,
-    Resolution,
     components_of,
     linked_nodes,
     resolve,
 )
 from quanyu.identity.graph import (
-    CHANGE_SCHEMA,
     TenantGraph,
     load_graph,
     node_buckets,
@@ -41,6 +38,7 @@ from quanyu.identity.graph import (
     store_changes,
 )
 from quanyu.identity.normalize import InvalidIdentifier, normalize
+from quanyu.identity.partition import live_edges, store_partition
 from quanyu.identity.secrets import TenantKeys, identifier_key
 from quanyu.identity.tokens import Tokenizer
 from quanyu.identity.types import IdentityRules, Scope
@@ -273,7 +271,7 @@ class Resolver:
             # without a loaded graph, a shell does: no identifier index, no link set
             g = self._graphs.get(tenant_id) or self._shell(tenant_id, state)
             nodes = db.arrow(q.LOAD_NODE_BUCKETS, [tenant_id])
-            edges = _live_edges(db.arrow(q.LOAD_EDGES, [tenant_id]))
+            edges = live_edges(db.arrow(q.LOAD_EDGES, [tenant_id]))
             bucket, limits = node_buckets(g, nodes)
             stored = nodes.column("profile_id").to_numpy()
             res = resolve(
@@ -285,86 +283,20 @@ class Resolver:
             )
             g.graph = IncrementalGraph(bucket, limits, labels=res.labels)
             everything = np.arange(nodes.num_rows, dtype=np.int64)
-            moved = self._store_partition(
-                db, g, everything, stored, res, edges, kind="rebuild", actor=actor
+            moved = store_partition(
+                db,
+                g,
+                everything,
+                stored,
+                res,
+                edges,
+                kind="rebuild",
+                actor=actor,
+                then=lambda tx: self._save_counters(tx, g, g.resolved_seq, _now()),
             )
         report.moved = moved
         report.profiles = res.n_components
         return report
-
-    def _store_partition(
-        self,
-        db: Session,
-        g: TenantGraph,
-        nodes: np.ndarray,
-        before: np.ndarray,
-        res: Resolution,
-        edges: pa.Table,
-        *,
-        kind: str,
-        actor: str,
-        node_id: int | None = None,
-        detail: str | None = None,
-        first: Callable[[Session], object] | None = None,
-    ) -> int:
-        """Store new labels of ``nodes`` and statuses of ``edges``; record the changes."""
-        labels, refused, refused_bucket = res.labels, res.refused, res.refused_bucket
-        changed = labels != before
-        names = g.bucket_names
-        status = np.full(edges.num_rows, "active", dtype=object)
-        status[refused] = "refused"
-        bucket = np.full(edges.num_rows, None, dtype=object)
-        bucket[refused] = [names[b] for b in refused_bucket.tolist()]
-        old_status = edges.column("status").to_numpy(zero_copy_only=False)
-        differs = status != old_status
-        pairs = sorted(set(zip(before[changed].tolist(), labels[changed].tolist(), strict=True)))
-        now = _now()
-        rows = {
-            "change_id": list(range(g.next_change, g.next_change + len(pairs))),
-            "changed_at": [now] * len(pairs),
-            "kind": [kind] * len(pairs),
-            "profile_id": [old for old, _ in pairs],
-            "other_profile_id": [new for _, new in pairs],
-            "edge_id": [None] * len(pairs),
-            "node_id": [node_id] * len(pairs),
-            "source_id": [None] * len(pairs),
-            "message_id": [None] * len(pairs),
-            "actor": [actor] * len(pairs),
-            "detail": [detail] * len(pairs),
-        }
-        with db.transaction():
-            if first is not None:
-                first(db)
-            if changed.any():
-                db.with_table(
-                    "staged_labels",
-                    pa.table({"node_id": nodes[changed], "label": labels[changed]}),
-                    q.RELABEL_NODES,
-                    [g.tenant_id],
-                )
-            if differs.any():
-                db.with_table(
-                    "staged_status",
-                    pa.table(
-                        {
-                            "edge_id": edges.column("edge_id").to_numpy()[differs],
-                            "status": pa.array(status[differs].tolist(), pa.string()),
-                            "bucket": pa.array(bucket[differs].tolist(), pa.string()),
-                        }
-                    ),
-                    q.SET_EDGE_STATUS,
-                    [g.tenant_id],
-                )
-            if pairs:
-                db.with_table(
-                    "staged_changes",
-                    pa.table(rows, schema=CHANGE_SCHEMA),
-                    q.INSERT_CHANGES,
-                    [g.tenant_id],
-                )
-                g.next_change += len(pairs)
-            self._save_counters(db, g, g.resolved_seq, now)
-        return int(changed.sum())
 
     # --- splits -------------------------------------------------------------------------
     def node_key(self, db: Session, tenant_id: str, type_key: str, value: str, scope: str) -> str:
@@ -399,7 +331,7 @@ class Resolver:
             labels = g.graph.labels()
             person = int(labels[node])
             nodes = db.arrow(q.LOAD_NODE_BUCKETS, [tenant_id])
-            edges = _live_edges(db.arrow(q.LOAD_EDGES, [tenant_id]), unlinked=node)
+            edges = live_edges(db.arrow(q.LOAD_EDGES, [tenant_id]), unlinked=node)
             a = edges.column("a").to_numpy()
             b = edges.column("b").to_numpy()
             members = np.flatnonzero(labels == person)
@@ -407,7 +339,7 @@ class Resolver:
             inside = np.isin(a, closure) & np.isin(b, closure)
             bucket, limits = node_buckets(g, nodes)
             res = components_of(closure, a[inside], b[inside], bucket[closure], limits)
-            self._store_partition(
+            store_partition(
                 db,
                 g,
                 closure,
@@ -421,21 +353,8 @@ class Resolver:
                 first=lambda tx: tx.execute(
                     q.REMOVE_LINKS, [_now(), reason or "unlinked", tenant_id, node, node]
                 ),
+                then=lambda tx: self._save_counters(tx, g, g.resolved_seq, _now()),
             )
             g.graph.apply_partition(closure, res.labels)
             pieces = res.labels[np.isin(closure, members)]
             return sorted({int(x) for x in pieces.tolist()})
-
-
-def _live_edges(edges: pa.Table, unlinked: int | None = None) -> pa.Table:
-    """The links that take part in resolution: not removed, exact ('same'), and not
-    touching ``unlinked``."""
-    keep = pc.and_(
-        pc.not_equal(edges.column("status"), "removed"), pc.equal(edges.column("kind"), "same")
-    )
-    if unlinked is not None:
-        touching = pc.or_(
-            pc.equal(edges.column("a"), unlinked), pc.equal(edges.column("b"), unlinked)
-        )
-        keep = pc.and_(keep, pc.invert(touching))
-    return edges.filter(keep)

@@ -198,6 +198,12 @@ def test_unlinking_an_identifier_splits_the_person(engine: DuckDBEngine, tmp_pat
     with engine.connect() as db:
         kinds = db.raw("SELECT DISTINCT kind, actor FROM profile_changes")  # type: ignore[attr-defined]
     assert ("split", "ops@test") in kinds
+    # the history's numbering is saved with it: a restart goes on after the last change
+    with engine.connect() as db:
+        ((last, saved),) = db.raw(  # type: ignore[attr-defined]
+            "SELECT (SELECT max(change_id) FROM profile_changes), next_change FROM identity_state"
+        )
+    assert saved == last + 1
     # the same link arriving again does not undo the split
     send(engine, [{"userId": "carol", "traits": {"email": "shared@family.cn"}}], source="src_pos")
     r.catch_up()
