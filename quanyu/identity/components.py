@@ -40,7 +40,9 @@ I32 = npt.NDArray[np.int32]
 NOOP, MERGED, REFUSED = 0, 1, 2
 """Per-edge outcome kinds in :class:`EdgeOutcome`."""
 
-_Counts = dict[int, int]
+#: Per bucket of a root: how many nodes, or for a bucket with a time window the times
+#: (epoch microseconds) its nodes were first seen.
+_Counts = dict[int, int | list[int]]
 
 
 class _Cells(Protocol):
@@ -100,6 +102,8 @@ def _link(
     lookup: Callable[[int], _Counts | None],
     src: Iterable[int],
     dst: Iterable[int],
+    window: list[int] | None = None,
+    times: list[int] | None = None,
 ) -> tuple[list[int], list[int], list[int], list[int]]:
     """The sequential rule: union edges in order, refusing those that break a limit.
 
@@ -112,7 +116,7 @@ def _link(
     roots_a: list[int] = []
     roots_b: list[int] = []
     buckets: list[int] = []
-    for a, b in zip(src, dst, strict=True):
+    for j, (a, b) in enumerate(zip(src, dst, strict=True)):
         p = parent[a]
         while p != a:  # path halving
             g = parent[p]
@@ -147,14 +151,24 @@ def _link(
             over = -1
             for k, v in ca.items():
                 w = cb.get(k)
-                if w is not None and v + w > limit[k] and (over < 0 or k < over):
+                if w is None:
+                    continue
+                if isinstance(v, list) and isinstance(w, list):
+                    # a windowed limit counts the nodes first seen within the window
+                    # before this link
+                    since = (times[j] if times else 0) - (window[k] if window else 0)
+                    n = sum(1 for x in v if x >= since) + sum(1 for x in w if x >= since)
+                else:
+                    n = int(v) + int(w)  # type: ignore[arg-type]
+                if n > limit[k] and (over < 0 or k < over):
                     over = k
             if over >= 0:
                 kinds.append(REFUSED)
                 buckets.append(over)
                 continue
             for k, v in ca.items():
-                cb[k] = cb.get(k, 0) + v
+                w = cb.get(k)
+                cb[k] = v if w is None else w + v  # type: ignore[operator]
             merged = cb
         lo, hi = (a, b) if a < b else (b, a)
         parent[hi] = lo
@@ -222,6 +236,29 @@ def _as_index(name: str, values: npt.ArrayLike, bound: int) -> I64:
     return arr
 
 
+def _windows(
+    bucket_window: npt.ArrayLike | None,
+    n_buckets: int,
+    node_time: npt.ArrayLike | None,
+    edge_time: npt.ArrayLike | None,
+) -> tuple[list[int] | None, I64, I64]:
+    """Per-bucket windows (None when no bucket has one) and the node and edge times."""
+    if bucket_window is None:
+        return None, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    win = np.asarray(bucket_window).astype(np.int64, copy=False)
+    if win.shape != (n_buckets,):
+        raise ValueError(f"bucket_window has shape {win.shape}; one per bucket ({n_buckets})")
+    if not win.any():
+        return None, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if node_time is None or edge_time is None:
+        raise ValueError("a bucket with a time window needs node_time and edge_time")
+    return (
+        win.tolist(),
+        np.asarray(edge_time).astype(np.int64, copy=False),
+        np.asarray(node_time).astype(np.int64, copy=False),
+    )
+
+
 def _limits(bucket_limit: npt.ArrayLike) -> I64:
     limit = np.asarray(bucket_limit).astype(np.int64, copy=False)
     if limit.ndim != 1 or (limit.size and limit.min() < 0):
@@ -235,6 +272,10 @@ def resolve(
     dst: npt.ArrayLike,
     bucket: npt.ArrayLike,
     bucket_limit: npt.ArrayLike,
+    *,
+    bucket_window: npt.ArrayLike | None = None,
+    node_time: npt.ArrayLike | None = None,
+    edge_time: npt.ArrayLike | None = None,
 ) -> Resolution:
     """Partition ``n_nodes`` nodes by the edges ``(src[i], dst[i])`` taken in order.
 
@@ -243,6 +284,10 @@ def resolve(
         src, dst: edge endpoints in arrival order.
         bucket: per node, its limit bucket (index into ``bucket_limit``).
         bucket_limit: per bucket, the most nodes of it one component may hold; 0 = no limit.
+        bucket_window: per bucket, a window in microseconds (0 = none): the limit then
+            counts only the nodes first seen within the window before the linking edge.
+        node_time: per node, when it was first seen (epoch microseconds).
+        edge_time: per edge, when it arrived (epoch microseconds).
 
     Returns:
         The :class:`Resolution` the sequential rule gives (see the module docstring).
@@ -284,10 +329,14 @@ def resolve(
     nodes = np.flatnonzero(bad[labels])  # ascending, so local order = global order
     local_bucket = buckets[nodes].tolist()
     limits = limit.tolist()
+    windows, times, local_time = _windows(bucket_window, len(limit), node_time, edge_time)
+    local_times = local_time[nodes].tolist() if windows else []
 
     def lookup(r: int) -> _Counts | None:
         b = local_bucket[r]
-        return {b: 1} if limits[b] else None
+        if not limits[b]:
+            return None
+        return {b: [local_times[r]]} if windows and windows[b] else {b: 1}
 
     parent = np.arange(len(nodes), dtype=np.int64)
     kinds, _, _, over_bucket = _link(
@@ -297,6 +346,8 @@ def resolve(
         lookup,
         np.searchsorted(nodes, s[sel]).tolist(),
         np.searchsorted(nodes, d[sel]).tolist(),
+        windows,
+        times[sel].tolist() if windows else None,
     )
     labels[nodes] = nodes[_compress(parent)]
     refused_at = np.asarray(kinds, np.int8) == REFUSED
@@ -314,6 +365,10 @@ def components_of(
     dst: npt.ArrayLike,
     bucket: npt.ArrayLike,
     bucket_limit: npt.ArrayLike,
+    *,
+    bucket_window: npt.ArrayLike | None = None,
+    node_time: npt.ArrayLike | None = None,
+    edge_time: npt.ArrayLike | None = None,
 ) -> Resolution:
     """Re-resolve a set of nodes closed under the edges, after links were removed.
 
@@ -357,6 +412,9 @@ def components_of(
         local("dst", dst),
         np.asarray(bucket)[order],
         bucket_limit,
+        bucket_window=bucket_window,
+        node_time=None if node_time is None else np.asarray(node_time)[order],
+        edge_time=edge_time,
     )
     labels = np.empty(len(ids), np.int64)
     labels[order] = ids_sorted[res.labels]
@@ -404,21 +462,44 @@ class _BaseCounts:
     start: I64
     bucket: I64
     count: I64
+    window: list[int] | None = None
+    key_start: I64 | None = None  # per key: where its node times start in ``times``
+    times: I64 | None = None
 
     def get(self, r: int) -> _Counts | None:
         i = int(np.searchsorted(self.roots, r))
         if i == len(self.roots) or self.roots[i] != r:
             return None
         lo, hi = int(self.start[i]), int(self.start[i + 1])
-        return dict(zip(self.bucket[lo:hi].tolist(), self.count[lo:hi].tolist(), strict=True))
+        found: _Counts = {}
+        for k in range(lo, hi):
+            b = int(self.bucket[k])
+            if self.window and self.window[b] and self.key_start is not None:
+                assert self.times is not None
+                found[b] = self.times[self.key_start[k] : self.key_start[k + 1]].tolist()
+            else:
+                found[b] = int(self.count[k])
+        return found
 
 
-def _base_counts(labels: I64, bucket: I64, limit: I64) -> _BaseCounts:
+def _base_counts(
+    labels: I64, bucket: I64, limit: I64, window: list[int] | None, time: I64
+) -> _BaseCounts:
     counted = np.flatnonzero(limit[bucket] > 0)
     nb = max(len(limit), 1)
-    keys, count = np.unique(labels[counted] * nb + bucket[counted], return_counts=True)
+    key = labels[counted] * nb + bucket[counted]
+    order = np.argsort(key, kind="stable")
+    keys, key_start, count = np.unique(key[order], return_index=True, return_counts=True)
     roots, start = np.unique(keys // nb, return_index=True)
-    return _BaseCounts(roots, np.append(start, len(keys)).astype(np.int64), keys % nb, count)
+    return _BaseCounts(
+        roots,
+        np.append(start, len(keys)).astype(np.int64),
+        keys % nb,
+        count,
+        window,
+        np.append(key_start, len(key)).astype(np.int64),
+        time[counted][order] if window else None,
+    )
 
 
 def _normalised(labels: npt.ArrayLike, n: int) -> I64:
@@ -456,6 +537,9 @@ class IncrementalGraph:
         bucket: npt.ArrayLike,
         bucket_limit: npt.ArrayLike,
         labels: npt.ArrayLike | None = None,
+        *,
+        bucket_window: npt.ArrayLike | None = None,
+        node_time: npt.ArrayLike | None = None,
     ) -> None:
         limit = _limits(bucket_limit)
         buckets = _as_index("bucket", bucket, max(len(limit), 1))
@@ -463,8 +547,16 @@ class IncrementalGraph:
         cap = max(1024, n + n // 4)
         self._parent = np.empty(cap, np.int64)
         self._bucket = np.empty(cap, np.int64)
+        self._time = np.zeros(cap, np.int64)
         self._bucket[:n] = buckets
+        if node_time is not None:
+            self._time[:n] = np.asarray(node_time).astype(np.int64, copy=False)
         self._limit = limit.tolist()
+        self._window = (
+            np.asarray(bucket_window).astype(np.int64).tolist()
+            if bucket_window is not None
+            else [0] * len(self._limit)
+        )
         self._counts: dict[int, _Counts] = {}
         self._n = n
         self._base: _BaseCounts | None = None
@@ -474,16 +566,29 @@ class IncrementalGraph:
         else:
             lab = _normalised(labels, n)
             self._parent[:n] = lab
-            self._base = _base_counts(lab, buckets, limit)
+            windowed = self._window if any(self._window) else None
+            self._base = _base_counts(lab, buckets, limit, windowed, self._time[:n])
             self._base_n = n
         self._views()
 
     @classmethod
     def from_resolution(
-        cls, resolution: Resolution, bucket: npt.ArrayLike, bucket_limit: npt.ArrayLike
+        cls,
+        resolution: Resolution,
+        bucket: npt.ArrayLike,
+        bucket_limit: npt.ArrayLike,
+        *,
+        bucket_window: npt.ArrayLike | None = None,
+        node_time: npt.ArrayLike | None = None,
     ) -> IncrementalGraph:
         """Start from the result of a full :func:`resolve` over the same nodes."""
-        return cls(bucket, bucket_limit, labels=resolution.labels)
+        return cls(
+            bucket,
+            bucket_limit,
+            labels=resolution.labels,
+            bucket_window=bucket_window,
+            node_time=node_time,
+        )
 
     def _views(self) -> None:
         self._pv = self._parent.data  # Python ints on item access: fast in loops
@@ -499,15 +604,21 @@ class IncrementalGraph:
         """The limit of each bucket (a copy)."""
         return np.asarray(self._limit, np.int64)
 
-    def add_buckets(self, limits: npt.ArrayLike) -> I64:
+    def add_buckets(self, limits: npt.ArrayLike, windows: npt.ArrayLike | None = None) -> I64:
         """Append buckets (a new brand's member ids, say); returns their indices."""
         new = _limits(limits).tolist()
         first = len(self._limit)
         self._limit.extend(new)
+        self._window.extend(
+            np.asarray(windows).astype(np.int64).tolist() if windows is not None else [0] * len(new)
+        )
         return np.arange(first, first + len(new), dtype=np.int64)
 
-    def add_nodes(self, bucket_of_new_nodes: npt.ArrayLike) -> I64:
-        """Add nodes, each alone in its component; returns their ids (consecutive)."""
+    def add_nodes(
+        self, bucket_of_new_nodes: npt.ArrayLike, times: npt.ArrayLike | None = None
+    ) -> I64:
+        """Add nodes, each alone in its component (``times``: first seen, epoch
+        microseconds, for windowed limits); returns their ids (consecutive)."""
         b = _as_index("bucket", bucket_of_new_nodes, max(len(self._limit), 1))
         n, k = self._n, len(b)
         if n + k > len(self._parent):
@@ -515,10 +626,12 @@ class IncrementalGraph:
             del self._pv, self._bv
             self._parent = np.resize(self._parent, cap)
             self._bucket = np.resize(self._bucket, cap)
+            self._time = np.resize(self._time, cap)
             self._views()
         ids = np.arange(n, n + k, dtype=np.int64)
         self._parent[n : n + k] = ids
         self._bucket[n : n + k] = b
+        self._time[n : n + k] = 0 if times is None else np.asarray(times).astype(np.int64)
         self._n = n + k
         return ids
 
@@ -529,9 +642,13 @@ class IncrementalGraph:
                 self._counts[r] = found
             return found
         b = self._bv[r]
-        return {b: 1} if self._limit[b] else None
+        if not self._limit[b]:
+            return None
+        return {b: [int(self._time[r])]} if self._window[b] else {b: 1}
 
-    def add_edges(self, src: npt.ArrayLike, dst: npt.ArrayLike) -> EdgeOutcome:
+    def add_edges(
+        self, src: npt.ArrayLike, dst: npt.ArrayLike, times: npt.ArrayLike | None = None
+    ) -> EdgeOutcome:
         """Apply edges in order; returns what each did.
 
         Raises:
@@ -541,8 +658,16 @@ class IncrementalGraph:
         d = _as_index("dst", dst, self._n)
         if len(s) != len(d):
             raise ValueError(f"src has {len(s)} edges but dst has {len(d)}")
+        windowed = any(self._window)
         kinds, ra, rb, over = _link(
-            self._pv, self._limit, self._counts, self._lookup, s.tolist(), d.tolist()
+            self._pv,
+            self._limit,
+            self._counts,
+            self._lookup,
+            s.tolist(),
+            d.tolist(),
+            self._window if windowed else None,
+            np.asarray(times).astype(np.int64).tolist() if windowed and times is not None else None,
         )
         return EdgeOutcome(
             np.asarray(kinds, np.int8),
@@ -596,6 +721,11 @@ class IncrementalGraph:
         fresh: dict[int, _Counts] = {int(r): {} for r in np.unique(new)}
         for node, lab in zip(ids.tolist(), new.tolist(), strict=True):
             b = self._bv[node]
-            if self._limit[b]:
-                fresh[lab][b] = fresh[lab].get(b, 0) + 1
+            if not self._limit[b]:
+                continue
+            have = fresh[lab].get(b)
+            if self._window[b]:
+                fresh[lab][b] = [*(have if isinstance(have, list) else []), int(self._time[node])]
+            else:
+                fresh[lab][b] = (have if isinstance(have, int) else 0) + 1
         self._counts.update(fresh)  # explicit, also when empty: stored base counts are stale

@@ -26,6 +26,7 @@ from quanyu.identity.tokens import Tokenizer
 from quanyu.identity.types import IdentifierType, IdentityRules, canonical_type_key
 from quanyu.identity.types import limit_key as type_limit_key
 
+_US = pa.timestamp("us")
 #: Bucket 0 holds every node whose type has no limit.
 UNLIMITED = "*"
 #: Scope written for a scoped identifier that arrived without its app or brand.
@@ -111,7 +112,7 @@ class TenantGraph:
         name = type_limit_key(t, scope) if t.limit else UNLIMITED
         index = self.bucket_index.get(name)
         if index is None:
-            index = int(self.graph.add_buckets([t.limit or 0])[0])
+            index = int(self.graph.add_buckets([t.limit or 0], [window_of(t)])[0])
             self.bucket_index[name] = index
         return index
 
@@ -162,8 +163,7 @@ def load_graph(
     ids = nodes.column("node_id").to_numpy()
     if not np.array_equal(ids, np.arange(len(ids))):
         raise RuntimeError(f"identity nodes of tenant {tenant_id} are not numbered 0..n-1")
-    buckets, limits = node_buckets(g, nodes)
-    g.graph = IncrementalGraph(buckets, limits, labels=nodes.column("profile_id").to_numpy())
+    g.graph = node_buckets(g, nodes).graph(nodes.column("profile_id").to_numpy())
     g.node_of = dict(zip(nodes.column("key").to_pylist(), ids.tolist(), strict=True))
     a = edges.column("a").to_pylist()
     b = edges.column("b").to_pylist()
@@ -171,11 +171,41 @@ def load_graph(
     return g
 
 
-def node_buckets(g: TenantGraph, nodes: pa.Table) -> tuple[np.ndarray, list[int]]:
-    """The limit bucket of every node (LOAD_NODES order) and the limit of every bucket.
+DAY_US = 86_400 * 1_000_000
 
-    Works per distinct (type, scope), so it costs C code per node.
-    """
+
+def window_of(t: IdentifierType) -> int:
+    """The window of a type's limit in microseconds (0: the limit counts every identifier)."""
+    return t.limit_window_days * DAY_US if t.limit and t.limit_window_days else 0
+
+
+def micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A timestamp column as epoch microseconds."""
+    return np.asarray(pc.cast(column, pa.int64()).to_numpy(zero_copy_only=False), np.int64)
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """Every node's limit bucket and first-seen time, and every bucket's limit and window."""
+
+    bucket: np.ndarray
+    limits: list[int]
+    windows: list[int]
+    times: np.ndarray
+
+    def graph(self, labels: np.ndarray) -> IncrementalGraph:
+        """The online graph of a stored partition."""
+        return IncrementalGraph(
+            self.bucket,
+            self.limits,
+            labels=labels,
+            bucket_window=self.windows,
+            node_time=self.times,
+        )
+
+
+def node_buckets(g: TenantGraph, nodes: pa.Table) -> Buckets:
+    """The buckets of the nodes (LOAD_NODES order), worked out per distinct (type, scope)."""
     types = pc.dictionary_encode(nodes.column("id_type").combine_chunks())
     scopes = pc.dictionary_encode(nodes.column("scope").combine_chunks())
     width = max(len(scopes.dictionary), 1)
@@ -187,10 +217,13 @@ def node_buckets(g: TenantGraph, nodes: pa.Table) -> tuple[np.ndarray, list[int]
         np.int64,
     )
     limits = [0] * len(g.bucket_index)
+    windows = [0] * len(g.bucket_index)
     for name, i in g.bucket_index.items():
-        limits[i] = 0 if name == UNLIMITED else g.type_of(name.split(":", 1)[0]).limit or 0
+        if name != UNLIMITED:
+            t = g.type_of(name.split(":", 1)[0])
+            limits[i], windows[i] = t.limit or 0, window_of(t)
     buckets = per_pair[inverse] if len(per_pair) else np.zeros(0, np.int64)
-    return buckets, limits
+    return Buckets(buckets, limits, windows, micros(nodes.column("first_seen")))
 
 
 def _anchors(
@@ -297,12 +330,18 @@ def resolve_events(g: TenantGraph, events: pa.Table, now: datetime) -> BatchChan
             )
         node_of_code[c] = node
     if new_buckets:
-        g.graph.add_nodes(np.asarray(new_buckets, np.int64))
+        g.graph.add_nodes(
+            np.asarray(new_buckets, np.int64), micros(pa.array(new_nodes["first_seen"], _US))
+        )
     linked = node_of_code[code] if len(code) else np.zeros(0, np.int64)
     priority = np.array([t.priority if t else 1 << 30 for t in occ.types] + [0], np.int64)
     anchors = _anchors(events.num_rows, event, priority[occ.type_index[rows]], linked)
     edges = _new_edges(g, events, event, linked, anchors)
-    outcome = g.graph.add_edges(np.asarray(edges["a"], np.int64), np.asarray(edges["b"], np.int64))
+    outcome = g.graph.add_edges(
+        np.asarray(edges["a"], np.int64),
+        np.asarray(edges["b"], np.int64),
+        micros(pa.array(edges["seen_at"], _US)),
+    )
     names = g.bucket_names
     kinds = outcome.kind.tolist()
     edges["status"] = ["refused" if k == REFUSED else "active" for k in kinds]

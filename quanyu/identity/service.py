@@ -24,7 +24,6 @@ from quanyu.engine import Engine, Session
 from quanyu.errors import NotFound, ValidationFailed
 from quanyu.identity import sql as q
 from quanyu.identity.components import (
-    IncrementalGraph,
     components_of,
     linked_nodes,
     resolve,
@@ -32,6 +31,7 @@ from quanyu.identity.components import (
 from quanyu.identity.graph import (
     TenantGraph,
     load_graph,
+    micros,
     node_buckets,
     resolve_events,
     shell_graph,
@@ -272,16 +272,19 @@ class Resolver:
             g = self._graphs.get(tenant_id) or self._shell(tenant_id, state)
             nodes = db.arrow(q.LOAD_NODE_BUCKETS, [tenant_id])
             edges = live_edges(db.arrow(q.LOAD_EDGES, [tenant_id]))
-            bucket, limits = node_buckets(g, nodes)
+            found = node_buckets(g, nodes)
             stored = nodes.column("profile_id").to_numpy()
             res = resolve(
                 nodes.num_rows,
                 edges.column("a").to_numpy(),
                 edges.column("b").to_numpy(),
-                bucket,
-                limits,
+                found.bucket,
+                found.limits,
+                bucket_window=found.windows,
+                node_time=found.times,
+                edge_time=micros(edges.column("seen_at")),
             )
-            g.graph = IncrementalGraph(bucket, limits, labels=res.labels)
+            g.graph = found.graph(res.labels)
             everything = np.arange(nodes.num_rows, dtype=np.int64)
             moved = store_partition(
                 db,
@@ -337,8 +340,17 @@ class Resolver:
             members = np.flatnonzero(labels == person)
             closure = linked_nodes(members, a, b)
             inside = np.isin(a, closure) & np.isin(b, closure)
-            bucket, limits = node_buckets(g, nodes)
-            res = components_of(closure, a[inside], b[inside], bucket[closure], limits)
+            found = node_buckets(g, nodes)
+            res = components_of(
+                closure,
+                a[inside],
+                b[inside],
+                found.bucket[closure],
+                found.limits,
+                bucket_window=found.windows,
+                node_time=found.times[closure],
+                edge_time=micros(edges.column("seen_at"))[inside],
+            )
             store_partition(
                 db,
                 g,

@@ -51,19 +51,21 @@ EVENTS_TO_RESOLVE = statement(
 
 LOAD_NODES = statement(
     "identity.load_nodes",
-    "SELECT node_id, id_type, scope, key, profile_id FROM id_nodes WHERE tenant_id = ?"
-    " ORDER BY node_id",
+    "SELECT node_id, id_type, scope, key, profile_id, first_seen FROM id_nodes"
+    " WHERE tenant_id = ? ORDER BY node_id",
 )
 #: What a rebuild needs of every node (no keys), by node number.
 LOAD_NODE_BUCKETS = statement(
     "identity.load_node_buckets",
-    "SELECT id_type, scope, profile_id FROM id_nodes WHERE tenant_id = ? ORDER BY node_id",
+    "SELECT id_type, scope, profile_id, first_seen FROM id_nodes WHERE tenant_id = ?"
+    " ORDER BY node_id",
 )
 #: Every stored link, in arrival order: removed ones stay out of the graph but are
 #: remembered so the same link arriving again does not undo a split.
 LOAD_EDGES = statement(
     "identity.load_edges",
-    "SELECT edge_id, a, b, status, kind FROM id_edges WHERE tenant_id = ? ORDER BY edge_id",
+    "SELECT edge_id, a, b, status, kind, seen_at FROM id_edges WHERE tenant_id = ?"
+    " ORDER BY edge_id",
 )
 
 INSERT_NODES = statement(

@@ -298,3 +298,66 @@ def test_blocked_nodes_lose_their_edges() -> None:
     blocked = np.array([False, False, True, False])
     s, d, kept = without_blocked(src, dst, blocked)
     assert (s.tolist(), d.tolist(), kept.tolist()) == ([0, 3], [1, 0], [0, 3])
+
+
+DAY = 86_400_000_000
+
+
+def test_a_windowed_limit_counts_only_recent_identifiers() -> None:
+    """Phone limit 1 within 30 days: a number unused for a year does not block a new one."""
+    # nodes: 0 person, 1 old phone (first seen day 0), 2 new phone (day 400), 3 person
+    bucket = [0, 1, 1, 0]
+    times = [0, 0, 400 * DAY, 400 * DAY]
+    src, dst = [0, 3, 0], [1, 2, 3]
+    edge_time = [0, 400 * DAY, 400 * DAY]
+    plain = resolve(4, src, dst, bucket, [0, 1])
+    assert plain.refused.tolist() == [2]  # without a window: two phones, refused
+    windowed = resolve(
+        4, src, dst, bucket, [0, 1],
+        bucket_window=[0, 30 * DAY], node_time=times, edge_time=edge_time,
+    )  # fmt: skip
+    assert windowed.refused.tolist() == [] and len(set(windowed.labels.tolist())) == 1
+    # the same link a week after the old phone was first seen is refused
+    recent = resolve(
+        4, src, dst, bucket, [0, 1],
+        bucket_window=[0, 30 * DAY], node_time=[0, 0, 7 * DAY, 7 * DAY],
+        edge_time=[0, 7 * DAY, 7 * DAY],
+    )  # fmt: skip
+    assert recent.refused.tolist() == [2]
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_incremental_equals_resolve_with_windows(data: st.DataObject) -> None:
+    n = data.draw(st.integers(2, 25))
+    m = data.draw(st.integers(1, 40))
+    bucket = data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+    times = data.draw(st.lists(st.integers(0, 100), min_size=n, max_size=n))
+    src = data.draw(st.lists(st.integers(0, n - 1), min_size=m, max_size=m))
+    dst = data.draw(st.lists(st.integers(0, n - 1), min_size=m, max_size=m))
+    edge_time = sorted(data.draw(st.lists(st.integers(0, 150), min_size=m, max_size=m)))
+    limits, windows = [0, 1, 2], [0, 20, 50]
+    full = resolve(
+        n, src, dst, bucket, limits,
+        bucket_window=windows, node_time=times, edge_time=edge_time,
+    )  # fmt: skip
+    graph = IncrementalGraph(bucket, limits, bucket_window=windows, node_time=times)
+    cut = data.draw(st.integers(0, m))
+    first = graph.add_edges(src[:cut], dst[:cut], edge_time[:cut])
+    second = graph.add_edges(src[cut:], dst[cut:], edge_time[cut:])
+    refused = np.flatnonzero(np.concatenate([first.kind, second.kind]) == REFUSED)
+    assert graph.labels().tolist() == full.labels.tolist()
+    assert refused.tolist() == full.refused.tolist()
+    # a restart from the stored partition after the first part goes on the same way
+    part = resolve(
+        n, src[:cut], dst[:cut], bucket, limits,
+        bucket_window=windows, node_time=times, edge_time=edge_time[:cut],
+    )  # fmt: skip
+    again = IncrementalGraph(
+        bucket, limits, labels=part.labels, bucket_window=windows, node_time=times
+    )
+    rest = again.add_edges(src[cut:], dst[cut:], edge_time[cut:])
+    assert again.labels().tolist() == full.labels.tolist()
+    assert (np.flatnonzero(rest.kind == REFUSED) + cut).tolist() == [
+        r for r in full.refused.tolist() if r >= cut
+    ]

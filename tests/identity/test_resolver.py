@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import tempfile
@@ -16,6 +17,7 @@ from quanyu.config import Settings
 from quanyu.engine.duckdb import DuckDBEngine
 from quanyu.identity.secrets import load_master_key
 from quanyu.identity.service import Resolver
+from quanyu.identity.types import IdentityRules
 from quanyu.ingest.normalize import normalize
 from quanyu.ingest.writer import Chunk, write_chunks
 from quanyu.store import open_store
@@ -251,3 +253,34 @@ def test_arrival_order_does_not_change_the_people_when_no_limit_applies(
     shuffled = list(events)
     random.Random(seed).shuffle(shuffled)
     assert partition(events) == partition(shuffled)
+
+
+def test_a_limit_within_a_time_window_lets_an_old_identifier_go(
+    engine: DuckDBEngine, tmp_path: Path
+) -> None:
+    """One phone per person within 30 days: a number unused for a year is no obstacle."""
+    r = resolver(engine, tmp_path)
+    rules = IdentityRules.default()
+    phone = dataclasses.replace(rules.get("phone"), limit=1, limit_window_days=30)
+    with engine.connect() as db:
+        r.set_rules(db, TENANT, rules.with_type(phone))
+    send(engine, [{"userId": "u1", "traits": {"phone": "13900000001"},
+                   "timestamp": "2025-01-01T00:00:00Z"}])  # fmt: skip
+    send(engine, [{"userId": "u2", "traits": {"phone": "13900000002"},
+                   "timestamp": "2025-01-02T00:00:00Z"}])  # fmt: skip
+    # a year later u1 uses a new number; and, a day after u2's, u2's number again for u3
+    send(engine, [{"userId": "u1", "traits": {"phone": "13900000003"},
+                   "timestamp": "2026-01-10T00:00:00Z"}])  # fmt: skip
+    send(engine, [{"anonymousId": "dev-9", "traits": {"phone": "13900000002"},
+                   "timestamp": "2025-01-03T00:00:00Z"},
+                  {"anonymousId": "dev-9", "traits": {"phone": "13900000004"},
+                   "timestamp": "2025-01-03T00:00:01Z"}])  # fmt: skip
+    report = r.catch_up()
+    p = people(engine)
+    assert p["phone=+86 139****0001"] == p["phone=+86 139****0003"] == p["user_id=u1"]
+    # two phones within a day of each other: the second link is refused
+    assert p["phone=+86 139****0004"] != p["phone=+86 139****0002"]
+    assert report.conflicts == 1
+    before = people(engine)
+    r.rebuild(TENANT)
+    assert people(engine) == before
