@@ -38,27 +38,32 @@ def store_partition(
     labels, refused, refused_bucket = res.labels, res.refused, res.refused_bucket
     changed = labels != before
     names = g.bucket_names
-    status = np.full(edges.num_rows, "active", dtype=object)
-    status[refused] = "refused"
-    bucket = np.full(edges.num_rows, None, dtype=object)
-    bucket[refused] = [names[b] for b in refused_bucket.tolist()]
-    old_status = edges.column("status").to_numpy(zero_copy_only=False)
-    differs = status != old_status
-    pairs = sorted(set(zip(before[changed].tolist(), labels[changed].tolist(), strict=True)))
+    now_refused = np.zeros(edges.num_rows, bool)
+    now_refused[refused] = True
+    bucket_of = np.full(edges.num_rows, -1, np.int64)
+    bucket_of[refused] = refused_bucket
+    was_refused = pc.equal(edges.column("status"), "refused").to_numpy(zero_copy_only=False)
+    differs = np.flatnonzero(now_refused != was_refused)  # live links: active or refused
+    # one change per (old person, new person) the moved identifiers went between
+    moves = np.unique((before[changed].astype(np.int64) << 32) | labels[changed])
+    count = len(moves)
     now = _now()
-    rows = {
-        "change_id": list(range(g.next_change, g.next_change + len(pairs))),
-        "changed_at": [now] * len(pairs),
-        "kind": [kind] * len(pairs),
-        "profile_id": [old for old, _ in pairs],
-        "other_profile_id": [new for _, new in pairs],
-        "edge_id": [None] * len(pairs),
-        "node_id": [node_id] * len(pairs),
-        "source_id": [None] * len(pairs),
-        "message_id": [None] * len(pairs),
-        "actor": [actor] * len(pairs),
-        "detail": [detail] * len(pairs),
-    }
+    rows = pa.table(
+        {
+            "change_id": pa.array(np.arange(g.next_change, g.next_change + count)),
+            "changed_at": pa.repeat(pa.scalar(now, pa.timestamp("us")), count),
+            "kind": pa.repeat(pa.scalar(kind), count),
+            "profile_id": pa.array(moves >> 32),
+            "other_profile_id": pa.array(moves & 0xFFFFFFFF),
+            "edge_id": pa.nulls(count, pa.int64()),
+            "node_id": pa.repeat(pa.scalar(node_id, pa.int64()), count),
+            "source_id": pa.nulls(count, pa.string()),
+            "message_id": pa.nulls(count, pa.string()),
+            "actor": pa.repeat(pa.scalar(actor), count),
+            "detail": pa.repeat(pa.scalar(detail, pa.string()), count),
+        },
+        schema=CHANGE_SCHEMA,
+    )
     with db.transaction():
         if first is not None:
             first(db)
@@ -69,27 +74,28 @@ def store_partition(
                 q.RELABEL_NODES,
                 [g.tenant_id],
             )
-        if differs.any():
+        if len(differs):
             db.with_table(
                 "staged_status",
                 pa.table(
                     {
                         "edge_id": edges.column("edge_id").to_numpy()[differs],
-                        "status": pa.array(status[differs].tolist(), pa.string()),
-                        "bucket": pa.array(bucket[differs].tolist(), pa.string()),
+                        "status": pa.array(
+                            ["refused" if r else "active" for r in now_refused[differs]],
+                            pa.string(),
+                        ),
+                        "bucket": pa.array(
+                            [names[b] if b >= 0 else None for b in bucket_of[differs].tolist()],
+                            pa.string(),
+                        ),
                     }
                 ),
                 q.SET_EDGE_STATUS,
                 [g.tenant_id],
             )
-        if pairs:
-            db.with_table(
-                "staged_changes",
-                pa.table(rows, schema=CHANGE_SCHEMA),
-                q.INSERT_CHANGES,
-                [g.tenant_id],
-            )
-            g.next_change += len(pairs)
+        if count:
+            db.with_table("staged_changes", rows, q.INSERT_CHANGES, [g.tenant_id])
+            g.next_change += count
         if then is not None:
             then(db)
     return int(changed.sum())
