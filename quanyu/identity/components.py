@@ -18,6 +18,11 @@ the same for every order. Order decides the outcome only inside a component that
 a limit: there, the earlier edges win (a tablet linked to phone A and then to phone B,
 phone limit 1, stays with A, and the edge to B is the conflict).
 
+A bucket may also have a time window: its limit then counts only the nodes first seen
+within the window before the linking edge's time (a phone unused for a year does not
+stop a new one). The fast path below stays exact, since a windowed count never exceeds
+the total; the sequential rule keeps first-seen times instead of counts for such buckets.
+
 ``resolve`` takes the fast path for everything that breaks no limit (connected
 components and counts in numpy) and runs the sequential union-find only on the edges of
 components that break one. ``IncrementalGraph`` keeps the same state online.
