@@ -77,9 +77,11 @@ CHANGE_SCHEMA = pa.schema(
 )
 
 
-def pair(a: int, b: int) -> int:
-    """One integer for an unordered pair of node numbers (below 2**31 each)."""
-    return (a << 32) | b if a < b else (b << 32) | a
+def pair_codes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """One integer per unordered pair of node numbers (below 2**31 each)."""
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    codes: np.ndarray = (np.minimum(a, b) << 32) | np.maximum(a, b)
+    return codes
 
 
 @dataclass
@@ -165,9 +167,7 @@ def load_graph(
         raise RuntimeError(f"identity nodes of tenant {tenant_id} are not numbered 0..n-1")
     g.graph = node_buckets(g, nodes).graph(nodes.column("profile_id").to_numpy())
     g.node_of = dict(zip(nodes.column("key").to_pylist(), ids.tolist(), strict=True))
-    a = edges.column("a").to_pylist()
-    b = edges.column("b").to_pylist()
-    g.pairs = {pair(x, y) for x, y in zip(a, b, strict=True)}
+    g.pairs = set(pair_codes(edges.column("a").to_numpy(), edges.column("b").to_numpy()).tolist())
     return g
 
 
@@ -247,8 +247,7 @@ def _new_edges(
     a = anchors[event]
     linking = node != a
     a, b, ev = a[linking], node[linking], event[linking]
-    low, high = np.minimum(a, b), np.maximum(a, b)
-    codes = (low << 32) | high
+    codes = pair_codes(a, b)
     _, first = np.unique(codes, return_index=True)
     first.sort()
     keep = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -13,10 +12,7 @@ from quanyu.engine import Session
 from quanyu.identity import sql as q
 from quanyu.identity.components import Resolution
 from quanyu.identity.graph import CHANGE_SCHEMA, TenantGraph
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+from quanyu.ids import utcnow
 
 
 def store_partition(
@@ -47,7 +43,7 @@ def store_partition(
     # one change per (old person, new person) the moved identifiers went between
     moves = np.unique((before[changed].astype(np.int64) << 32) | labels[changed])
     count = len(moves)
-    now = _now()
+    now = utcnow()
     rows = pa.table(
         {
             "change_id": pa.array(np.arange(g.next_change, g.next_change + count)),

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ from quanyu.identity.partition import live_edges, store_partition
 from quanyu.identity.secrets import TenantKeys, identifier_key
 from quanyu.identity.tokens import Tokenizer
 from quanyu.identity.types import IdentityRules, Scope
+from quanyu.ids import utcnow
 from quanyu.ingest.pii import Sealer
 
 log = logging.getLogger("quanyu.identity")
@@ -68,10 +69,6 @@ class ResolveReport:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 class Resolver:
     """Resolution for every tenant of one store (one per process)."""
 
@@ -85,6 +82,7 @@ class Resolver:
         self._graphs: dict[str, TenantGraph] = {}
         self._sealers: dict[str, Sealer] = {}
         self._rules: dict[str, IdentityRules] = {}
+        self._secrets: dict[str, tuple[TenantKeys, Tokenizer]] = {}
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -133,24 +131,38 @@ class Resolver:
             with self._engine.connect() as db:
                 rules = self.rules(db, tenant_id)
             kinds = frozenset(t.key for t in rules.types.values() if t.pii)
-            tokens = Tokenizer.derive(self._master, tenant_id)
+            tokens = self.tokens(tenant_id)
             found = Sealer(kinds, tokens.seal, tokens.open)
             self._sealers[tenant_id] = found
         return found
 
     def reveal(self, tenant_id: str) -> Callable[[str], str]:
         """Opens the tenant's sealed PII values (for masked display, never for export)."""
-        return Tokenizer.derive(self._master, tenant_id).open
+        return self.tokens(tenant_id).open
+
+    def tokens(self, tenant_id: str) -> Tokenizer:
+        """The tenant's PII tokenizer."""
+        return self._derived(tenant_id)[1]
+
+    def _derived(self, tenant_id: str) -> tuple[TenantKeys, Tokenizer]:
+        found = self._secrets.get(tenant_id)
+        if found is None:
+            found = (
+                TenantKeys.derive(self._master, tenant_id),
+                Tokenizer.derive(self._master, tenant_id),
+            )
+            self._secrets[tenant_id] = found
+        return found
 
     def keys(self, tenant_id: str) -> TenantKeys:
         """The tenant's hashing and encryption keys."""
-        return TenantKeys.derive(self._master, tenant_id)
+        return self._derived(tenant_id)[0]
 
     def _state(self, db: Session, tenant_id: str) -> tuple[Any, ...]:
         row = db.one(q.GET_STATE, [tenant_id])
         if row is None:
             rules = orjson.dumps(IdentityRules.default().to_dict()).decode()
-            db.execute(q.CREATE_STATE, [tenant_id, rules, _now()])
+            db.execute(q.CREATE_STATE, [tenant_id, rules, utcnow()])
             row = db.one(q.GET_STATE, [tenant_id])
             assert row is not None
         return row
@@ -171,14 +183,16 @@ class Resolver:
         the next full rebuild."""
         with self._lock:
             self._state(db, tenant_id)
-            db.execute(q.UPDATE_RULES, [orjson.dumps(rules.to_dict()).decode(), _now(), tenant_id])
+            db.execute(
+                q.UPDATE_RULES, [orjson.dumps(rules.to_dict()).decode(), utcnow(), tenant_id]
+            )
             self._graphs.pop(tenant_id, None)
             self._sealers.pop(tenant_id, None)
             self._rules.pop(tenant_id, None)
 
     def _shell(self, tenant_id: str, state: tuple[Any, ...]) -> TenantGraph:
         rules = IdentityRules.from_dict(orjson.loads(str(state[0])))
-        tokens = Tokenizer.derive(self._master, tenant_id)
+        tokens = self.tokens(tenant_id)
         return shell_graph(tenant_id, self.keys(tenant_id), tokens, rules, state)
 
     def _graph(self, db: Session, tenant_id: str) -> TenantGraph:
@@ -190,7 +204,7 @@ class Resolver:
                 db,
                 tenant_id,
                 self.keys(tenant_id),
-                Tokenizer.derive(self._master, tenant_id),
+                self.tokens(tenant_id),
                 rules,
                 state,
             )
@@ -229,7 +243,7 @@ class Resolver:
 
     def _resolve_range(self, db: Session, g: TenantGraph, after: int, upto: int) -> ResolveReport:
         events = db.arrow(q.EVENTS_TO_RESOLVE, [g.tenant_id, after, upto])
-        now = _now()
+        now = utcnow()
         try:
             changes = resolve_events(g, events, now)
             with db.transaction():
@@ -295,7 +309,7 @@ class Resolver:
                 edges,
                 kind="rebuild",
                 actor=actor,
-                then=lambda tx: self._save_counters(tx, g, g.resolved_seq, _now()),
+                then=lambda tx: self._save_counters(tx, g, g.resolved_seq, utcnow()),
             )
         report.moved = moved
         report.profiles = res.n_components
@@ -363,9 +377,9 @@ class Resolver:
                 node_id=node,
                 detail=reason,
                 first=lambda tx: tx.execute(
-                    q.REMOVE_LINKS, [_now(), reason or "unlinked", tenant_id, node, node]
+                    q.REMOVE_LINKS, [utcnow(), reason or "unlinked", tenant_id, node, node]
                 ),
-                then=lambda tx: self._save_counters(tx, g, g.resolved_seq, _now()),
+                then=lambda tx: self._save_counters(tx, g, g.resolved_seq, utcnow()),
             )
             g.graph.apply_partition(closure, res.labels)
             pieces = res.labels[np.isin(closure, members)]
