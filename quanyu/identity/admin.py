@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from quanyu.engine import Session
-from quanyu.errors import NotFound
+from quanyu.errors import InvalidRequest, NotFound
 from quanyu.identity import sql as q
 from quanyu.identity.models import (
     Conflict,
@@ -77,7 +77,7 @@ def evaluate(db: Session, *, tenant: str, truth: pa.Table) -> Evaluation:
     """
     missing = {"record_id", "person_id"} - set(truth.column_names)
     if missing:
-        raise NotFound(
+        raise InvalidRequest(
             f"The truth file lacks {', '.join(sorted(missing))}: it needs record_id and"
             " person_id columns (the demo writes one as truth.parquet)."
         )

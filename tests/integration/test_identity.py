@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pyarrow as pa
 
 from .harness import Server, Tenant
 from .test_cli import cli
@@ -244,3 +245,28 @@ def test_rules_are_read_and_replaced_per_tenant(server: Server, tenant: Tenant) 
     assert bad.status_code in (400, 422) and "limit" in bad.json()["message"]
     audit = server.call("GET", f"/v1/tenants/{tenant.id}/audit", tenant.secret)
     assert any(e["action"] == "identity.rules.update" for e in audit)
+
+
+def test_bad_input_to_the_identity_api_is_answered_clearly(server: Server, tenant: Tenant) -> None:
+    send(server, tenant.write_key, identify(anonymous="ok-1", unionid="U-OK"))
+    wait_profile(server, tenant, "unionid", "U-OK")
+    base = f"/v1/tenants/{tenant.id}"
+    with server.api(tenant.secret) as c:
+        r = c.get(f"{base}/identity/lookup", params={"type": "phone", "value": "call me"})
+        assert r.status_code == 400 and "phone" in r.json()["message"]
+        r = c.get(f"{base}/identity/lookup", params={"type": "openid", "value": "o-1"})
+        assert r.status_code == 400 and "scope" in r.json()["message"]  # which app?
+        r = c.post(f"{base}/identity/evaluate", content=b"not arrow")
+        assert r.status_code == 400 and "Arrow IPC" in r.json()["message"]
+        sink = pa.BufferOutputStream()
+        table = pa.table({"record_id": ["x"]})
+        with pa.ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table)
+        r = c.post(f"{base}/identity/evaluate", content=sink.getvalue().to_pybytes())
+        assert r.status_code == 400 and "person_id" in r.json()["message"]
+        r = c.get(f"{base}/profiles/not-a-oneid")
+        assert r.status_code in (400, 404) and "OneID" in r.json()["message"]
+        r = c.delete(f"{base}/identity/links", params={"type": "unionid", "value": "U-NONE"})
+        assert r.status_code == 404
+    # nothing valid was lost: the person is still there
+    assert wait_profile(server, tenant, "unionid", "U-OK")
