@@ -7,13 +7,11 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -25,7 +23,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from quanyu.client import Client, connect
+from quanyu.cli_common import JsonOpt, TenantOpt, client, err, out, resolve_tenant, show
+from quanyu.client import Client
 from quanyu.config import get_settings
 from quanyu.errors import InvalidRequest, NotFound, QuanyuError
 
@@ -54,58 +53,12 @@ for sub, name in (
 ):
     app.add_typer(sub, name=name)
 
-out = Console()
-err = Console(stderr=True)
-
-TenantOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--tenant",
-        "-t",
-        envvar="QUANYU_TENANT",
-        help="Tenant id (default: the only tenant, if there is one).",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
 
 def progress_bar(label: ProgressColumn, *extra: ProgressColumn) -> Progress:
     """The CLI's progress bar on stderr: a label, the bar, done/total, time, then ``extra``."""
     return Progress(
         label, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), *extra, console=err
     )
-
-
-@contextmanager
-def client() -> Iterator[Client]:
-    with connect(get_settings()) as c:
-        yield c
-
-
-def resolve_tenant(c: Client, tenant: str | None) -> str:
-    """The tenant named, or the only one there is."""
-    if tenant:
-        return tenant
-    found = c.get("/v1/tenants")
-    if len(found) == 1:
-        return str(found[0]["id"])
-    names = ", ".join(f"{t['id']} ({t['name']})" for t in found) or "none yet"
-    raise NotFound(f"Name a tenant with --tenant (or QUANYU_TENANT); tenants: {names}.")
-
-
-def show(rows: Any, columns: Sequence[str], *, as_json: bool = False, title: str = "") -> None:
-    """Print rows as a table (or JSON)."""
-    if as_json:
-        out.print_json(json.dumps(rows, default=str))
-        return
-    if isinstance(rows, dict):
-        rows = [rows]
-    table = Table(title=title or None)
-    for c in columns:
-        table.add_column(c, overflow="fold")
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    out.print(table)
 
 
 # --- server and demo --------------------------------------------------------------------
@@ -199,6 +152,9 @@ def demo(
             resolved = c.post(f"/v1/tenants/{result.tenant_id}/identity/resolve")
             score = _evaluate(c, result.tenant_id, Path(result.files["truth"]))
             resolving(1)
+            tagging = step("Tags and audiences", 1)
+            run = _demo_tags(c, result.tenant_id)
+            tagging(1)
     save_keys(result, keys_file)
     for label, summary in (("events", result.events), ("member records", result.profiles)):
         if summary:
@@ -213,7 +169,35 @@ def demo(
         f" ({result.files['truth']}): precision {score['precision']:.4f},"
         f" recall {score['recall']:.4f}, F1 {score['f1']:.4f}"
     )
+    out.print(f"Tags: {len(run['tags'])} computed for {run['profiles']:,} people")
     _print_demo(result.as_json(), settings.base_url)
+
+
+#: The demo's tags: templates, and an audience of repeat buyers for WeChat messages.
+DEMO_TEMPLATES = (
+    "rfm",
+    "lifecycle",
+    "cross_brand_buyer",
+    "channel_preference",
+    "high_value_member",
+)
+DEMO_AUDIENCE = {
+    "id": "repeat_buyers",
+    "name": "Repeat buyers, active in the last 90 days",
+    "rule": 'count(event = "Order Completed") >= 2 and tag("lifecycle") in ("active", "new")',
+    "purpose": "marketing",
+    "channel": "wechat",
+}
+
+
+def _demo_tags(c: Client, tenant: str) -> dict[str, Any]:
+    """Add the demo's tags, compute them, and save and materialise its audience."""
+    for template in DEMO_TEMPLATES:
+        c.post(f"/v1/tenants/{tenant}/tag-templates/{template}", {"params": {}})
+    run: dict[str, Any] = c.post(f"/v1/tenants/{tenant}/tags/compute", {})
+    c.post(f"/v1/tenants/{tenant}/audiences", DEMO_AUDIENCE)
+    c.post(f"/v1/tenants/{tenant}/audiences/{DEMO_AUDIENCE['id']}/snapshots")
+    return run
 
 
 def _print_demo(keys: dict[str, Any], url: str) -> None:
@@ -904,6 +888,13 @@ def profiles_conflicts(tenant: TenantOpt = None, limit: int = 20, as_json: JsonO
             ["edge", "limit", "a", "b", "seen_at"],
             as_json=as_json,
         )
+
+
+from quanyu.cli_tags import audiences_app, destinations_app, tags_app  # noqa: E402
+
+app.add_typer(tags_app, name="tags")
+app.add_typer(audiences_app, name="audiences")
+app.add_typer(destinations_app, name="destinations")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

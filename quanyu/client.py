@@ -58,6 +58,15 @@ class Client:
             raise cls(message, details=body.get("rejected") if isinstance(body, dict) else None)
         return response.json() if response.content else None
 
+    def download(self, path: str, **params: Any) -> bytes:
+        """GET a file: the raw body (errors raise as for JSON calls)."""
+        response = self.http.request(
+            "GET", path, params={k: v for k, v in params.items() if v is not None}
+        )
+        if response.status_code >= 400:
+            self.request("GET", path, params=params)  # raises the decoded error
+        return response.content
+
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
 

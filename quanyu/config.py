@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     max_commit_events: int = 20_000
     dedup_window_hours: int = Field(default=24 * 7, ge=24)
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    refresh_interval: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds between passes that refresh tags and audiences in the server.",
+    )
 
     @property
     def database_path(self) -> Path:

@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from quanyu import __version__
 from quanyu.api import (
+    audiences,
     errors,
     events,
     identity,
@@ -21,11 +22,14 @@ from quanyu.api import (
     ops,
     plans,
     profiles,
+    tags,
     tenancy,
     tracking,
 )
 from quanyu.api.middleware import RequestContext
+from quanyu.audiences.refresh import Refresher
 from quanyu.config import Settings, get_settings
+from quanyu.delivery.worker import DeliveryWorker
 from quanyu.identity.secrets import load_master_key
 from quanyu.identity.service import Resolver
 from quanyu.ingest.service import Ingestor
@@ -61,7 +65,8 @@ def create_app(
             engine, max_events=settings.max_commit_events, linger_ms=settings.commit_interval_ms
         )
         writer.start()
-        resolver = Resolver(engine, load_master_key(settings.data_dir))
+        master_key = load_master_key(settings.data_dir)
+        resolver = Resolver(engine, master_key)
         ingestor = Ingestor(
             engine,
             writer,
@@ -70,6 +75,13 @@ def create_app(
         )
         writer.add_listener(resolver.notify)
         resolver.start()
+        refresher = Refresher(engine, interval=settings.refresh_interval)
+        refresher.start()
+        deliverer = DeliveryWorker(engine, master_key=master_key)
+        deliverer.start()
+        app.state.refresher = refresher
+        app.state.deliverer = deliverer
+        app.state.master_key = master_key
         app.state.resolver = resolver
         app.state.engine = engine
         app.state.ingestor = ingestor
@@ -94,6 +106,8 @@ def create_app(
             housekeeping.cancel()
             writer.stop()
             resolver.stop()
+            refresher.stop()
+            deliverer.stop()
             ingestor.flush_key_use()
             if announce:
                 settings.server_file.unlink(missing_ok=True)
@@ -116,7 +130,18 @@ def create_app(
         expose_headers=["Retry-After", "X-RateLimit-Reset", "X-Request-ID"],
     )
     app.add_middleware(RequestContext)
-    for module in (tracking, tenancy, events, imports, plans, identity, profiles, ops):
+    for module in (
+        tracking,
+        tenancy,
+        events,
+        imports,
+        plans,
+        identity,
+        profiles,
+        tags,
+        audiences,
+        ops,
+    ):
         app.include_router(module.router)
     return app
 

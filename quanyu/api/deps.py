@@ -41,7 +41,15 @@ def get_db(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
 IngestorDep = Annotated[Ingestor, Depends(get_ingestor)]
+
+
+async def get_master_key(request: Request) -> bytes:
+    key: bytes = request.app.state.master_key
+    return key
+
+
 ResolverDep = Annotated[Resolver, Depends(get_resolver)]
+MasterKeyDep = Annotated[bytes, Depends(get_master_key)]
 DbDep = Annotated[Session, Depends(get_db)]
 
 

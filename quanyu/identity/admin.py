@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 
 from quanyu.engine import Session
@@ -14,6 +15,7 @@ from quanyu.identity.models import (
     IdentifierRef,
     format_oneid,
 )
+from quanyu.identity.secrets import decrypt
 from quanyu.identity.service import Resolver
 from quanyu.ids import utcnow
 
@@ -99,4 +101,50 @@ def evaluate(db: Session, *, tenant: str, truth: pa.Table) -> Evaluation:
         precision=round(precision, 6),
         recall=round(recall, 6),
         f1=round(f1, 6),
+    )
+
+
+def persons(db: Session, *, tenant: str) -> pa.Table:
+    """Every person (``profile_id``) of a tenant."""
+    return db.arrow(q.PERSONS, [tenant])
+
+
+def identifier_kinds(db: Session, *, tenant: str) -> pa.Table:
+    """(profile_id, id_type, scope): the kinds of identifier each person has."""
+    return db.arrow(q.PERSON_ID_TYPES, [tenant])
+
+
+def identifier_values(
+    db: Session,
+    resolver: Resolver,
+    *,
+    tenant: str,
+    profile_ids: pa.Array,
+    type: str,
+    scope: str | None = None,
+) -> pa.Table:
+    """The newest identifier of a type (and scope) of each given person, in clear:
+    ``profile_id, value``. Values stored only encrypted are decrypted here, for
+    activation (an export a tenant asked for); a person without one is left out.
+    """
+    db.register("export_persons", pa.table({"profile_id": profile_ids}))
+    try:
+        rows = db.arrow(q.IDENTIFIERS_OF, [tenant, type, scope, scope])
+    finally:
+        db.unregister("export_persons")
+    ids = rows.column("profile_id").to_numpy()
+    first = np.ones(len(ids), bool)
+    first[1:] = ids[1:] != ids[:-1]
+    keep = rows.filter(pa.array(first))
+    keys = resolver.keys(tenant)
+    values = []
+    for key, value, blob in zip(
+        keep.column("key").to_pylist(),
+        keep.column("value").to_pylist(),
+        keep.column("value_enc").to_pylist(),
+        strict=True,
+    ):
+        values.append(value if value is not None else decrypt(keys, blob, aad=key.encode()))
+    return pa.table(
+        {"profile_id": keep.column("profile_id"), "value": pa.array(values, pa.string())}
     )

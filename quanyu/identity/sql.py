@@ -162,3 +162,22 @@ EVALUATE = statement(
     " (SELECT sum(x * (x - 1) / 2) FROM truth), (SELECT count(*) FROM m),"
     " (SELECT count(*) FROM ours), (SELECT count(*) FROM truth)",
 )
+
+#: Every person of a tenant (audiences: the universe).
+PERSONS = statement(
+    "identity.persons",
+    "SELECT DISTINCT profile_id FROM id_nodes WHERE tenant_id = ?",
+)
+#: Which kinds of identifier each person has (audiences: identifier(...) tests).
+PERSON_ID_TYPES = statement(
+    "identity.person_id_types",
+    "SELECT DISTINCT profile_id, id_type, scope FROM id_nodes WHERE tenant_id = ?",
+)
+#: The identifiers of one type (and scope) of the staged persons, for exports.
+IDENTIFIERS_OF = statement(
+    "identity.identifiers_of",
+    "SELECT n.profile_id, n.key, n.value, n.value_enc, n.first_seen FROM id_nodes AS n"
+    " WHERE n.tenant_id = ? AND n.id_type = ? AND (? IS NULL OR n.scope = ?)"
+    " AND n.profile_id IN (SELECT profile_id FROM export_persons)"
+    " ORDER BY n.profile_id, n.first_seen DESC",
+)

@@ -16,9 +16,12 @@ class Migration:
 
 def collect() -> list[Migration]:
     """Every capability's migrations, in the order they must run."""
+    from quanyu.audiences import schema as audiences_schema
+    from quanyu.delivery import schema as delivery_schema
     from quanyu.identity import schema as identity_schema
     from quanyu.ingest import schema as ingest_schema
     from quanyu.profiles import schema as profiles_schema
+    from quanyu.tags import schema as tags_schema
     from quanyu.tenancy import schema as tenancy_schema
 
     migrations = [
@@ -26,6 +29,9 @@ def collect() -> list[Migration]:
         *ingest_schema.MIGRATIONS,
         *identity_schema.MIGRATIONS,
         *profiles_schema.MIGRATIONS,
+        *tags_schema.MIGRATIONS,
+        *audiences_schema.MIGRATIONS,
+        *delivery_schema.MIGRATIONS,
     ]
     seen: set[tuple[str, int]] = set()
     for m in migrations:

@@ -46,6 +46,7 @@ def server_env(data_dir: Path) -> dict[str, str]:
     the data dir (so a developer's own settings never leak into a test)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUANYU_")}
     env["QUANYU_DATA_DIR"] = str(data_dir)
+    env["QUANYU_REFRESH_INTERVAL"] = "1"  # tags and audiences refresh within a second
     return env
 
 

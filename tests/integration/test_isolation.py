@@ -51,6 +51,9 @@ def world(server: Server) -> World:
             "isv_id": isv["id"],
             "edge_id": "0",
             "oneid": "P0",
+            "profile_id": "P0",
+            "key": "rfm_r",
+            "audience_id": "vip",
         },
     )
 

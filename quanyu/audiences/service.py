@@ -1,0 +1,278 @@
+"""The audiences capability: define, count live, materialise, compare, export, push.
+
+Members always come through the consent gate (``consent_gate.admit``): counts show
+who matched and who consent excluded, and snapshots, downloads and pushes only ever
+hold admitted members.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from datetime import datetime
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+from pyroaring import BitMap
+
+from quanyu.audiences import consent_gate
+from quanyu.audiences import sql as q
+from quanyu.audiences.bitmaps import ProfileIndex, bitmap_of
+from quanyu.audiences.evaluate import Evaluator
+from quanyu.audiences.index import Built, build
+from quanyu.audiences.models import (
+    Audience,
+    AudienceCreate,
+    AudienceDraft,
+    Count,
+    Overlap,
+    Region,
+    Snapshot,
+)
+from quanyu.engine import DuplicateKey, Session
+from quanyu.errors import Conflict, NotFound
+from quanyu.identity.models import format_oneid
+from quanyu.ids import utcnow
+from quanyu.tags import jsonform, parse
+from quanyu.tags import rules as r
+from quanyu.tags import service as tags
+from quanyu.tags.query import events_query, persons_query
+from quanyu.tags.sql import compiled_statement
+from quanyu.tenancy.service import audit
+
+SAMPLE = 20
+
+
+class IndexCache:
+    """One bitmap index per tenant, rebuilt when a tag computation has moved on."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, tuple[tuple[int, ...], Built, datetime]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, db: Session, *, tenant: str) -> tuple[ProfileIndex, datetime]:
+        """The tenant's index, built now if tags or facts changed since it was."""
+        version = tags.index_version(db, tenant=tenant)
+        with self._lock:
+            found = self._built.get(tenant)
+            if found is None or found[0] != version:
+                traits = sorted(_audience_traits(db, tenant) | set(consent_gate.ALL_OPT_OUT_TRAITS))
+                found = (version, build(db, tenant=tenant, traits=traits), utcnow())
+                self._built[tenant] = found
+        return found[1].index, found[2]
+
+    def drop(self, tenant: str) -> None:
+        """Forget a tenant's index (the next use rebuilds it)."""
+        with self._lock:
+            self._built.pop(tenant, None)
+
+
+CACHE = IndexCache()
+
+
+def _audience_traits(db: Session, tenant: str) -> set[str]:
+    keys: set[str] = set()
+    for a in list_audiences(db, tenant=tenant):
+        node = jsonform.from_json(a.rule)
+        keys |= {n.key for n in r.walk(node) if isinstance(n, r.Trait)}
+    return keys
+
+
+def read_rule(rule: Any) -> r.Node:
+    """An audience rule (a condition) from its text or JSON."""
+    return tags.read_rule(rule, want="condition")
+
+
+def _matches(db: Session, index: ProfileIndex, node: r.Node, *, tenant: str,
+             brands: list[str] | None) -> tuple[BitMap, list[str]]:  # fmt: skip
+    types: dict[str, str] = {t.key: t.value_type for t in tags.list_tags(db, tenant=tenant)}
+    now = utcnow()
+
+    def events(part: r.Node) -> BitMap:
+        hits, empty = events_query(part, now=now, tag_types=types)
+        rows = db.arrow(compiled_statement("audiences.events", hits), hits.params(tenant))
+        ids = rows.column("profile_id").to_numpy()
+        hit = rows.column("hit").to_numpy(zero_copy_only=False).astype(bool)
+        found = bitmap_of(ids[hit])
+        if bool(db.execute(compiled_statement("audiences.empty", empty), [])[0][0]):
+            found |= index.universe - bitmap_of(ids)
+        return found
+
+    def general(part: r.Node) -> BitMap:
+        compiled = persons_query(part, now=now, tag_types=types,
+                                 trait_rules=tags.trait_rule_names(db, tenant=tenant))  # fmt: skip
+        rows = db.arrow(compiled_statement("audiences.general", compiled), compiled.params(tenant))
+        return bitmap_of(rows.column(0).to_numpy())
+
+    ev = Evaluator(index, types, events, general)
+    found = ev.run(node)
+    if brands:
+        found &= index.isin("brand", brands)
+    return found, ev.plan
+
+
+def count(db: Session, draft: AudienceDraft, *, tenant: str, cache: IndexCache = CACHE) -> Count:
+    """A live count of a draft: matched, excluded by consent, by brand and channel, a sample."""
+    started = time.perf_counter()
+    node = read_rule(draft.rule)
+    consent_gate.check(draft.purpose, draft.channel)
+    index, built_at = cache.get(db, tenant=tenant)
+    matched, plan = _matches(db, index, node, tenant=tenant, brands=draft.brands)
+    admitted = consent_gate.admit(index, matched, purpose=draft.purpose, channel=draft.channel)
+    members = admitted.members
+    return Count(
+        matched=admitted.matched, excluded=admitted.excluded, size=len(members),
+        by_brand=_breakdown(index, "brand", members),
+        by_channel=_breakdown(index, "channel", members),
+        sample=[format_oneid(int(p)) for p in _sample(members)], plan=plan,
+        took_ms=round((time.perf_counter() - started) * 1000, 3), index_built_at=built_at,
+    )  # fmt: skip
+
+
+def _breakdown(index: ProfileIndex, column: str, members: BitMap) -> dict[str, int]:
+    if not index.has(column):
+        return {}
+    out = {str(v): members.intersection_cardinality(index.equals(column, v))
+           for v in index.distinct(column)}  # fmt: skip
+    return {k: v for k, v in sorted(out.items(), key=lambda kv: -kv[1]) if v}
+
+
+def _sample(members: BitMap) -> list[int]:
+    n = len(members)
+    if not n:
+        return []
+    picks = np.unique(np.linspace(0, n - 1, min(SAMPLE, n)).astype(np.int64))
+    return [members[int(i)] for i in picks]
+
+
+# -- definitions ------------------------------------------------------------------------------
+_COLS = ("id", "name", "description", "rule", "brands", "purpose", "channel", "refresh_seconds",
+         "created_at", "updated_at")  # fmt: skip
+
+
+def _audience(row: tuple[Any, ...]) -> Audience:
+    data = dict(zip(_COLS, row, strict=True))
+    data["rule"] = orjson.loads(data["rule"])
+    data["brands"] = orjson.loads(data["brands"]) if data["brands"] else None
+    data["rule_text"] = parse.to_text(jsonform.from_json(data["rule"]))
+    return Audience(**data)
+
+
+def create_audience(db: Session, body: AudienceCreate, *, tenant: str, actor: str) -> Audience:
+    """Save an audience; its rule is checked now."""
+    node = read_rule(body.rule)
+    consent_gate.check(body.purpose, body.channel)
+    now = utcnow()
+    aud = Audience(
+        **body.model_dump(exclude={"rule"}), rule=jsonform.to_json(node),
+        rule_text=parse.to_text(node), created_at=now, updated_at=now,
+    )  # fmt: skip
+    row = [aud.id, aud.name, aud.description, orjson.dumps(aud.rule).decode(),
+           orjson.dumps(aud.brands).decode() if aud.brands else None, aud.purpose, aud.channel,
+           aud.refresh_seconds, now, now]  # fmt: skip
+    try:
+        with db.transaction():
+            db.execute(q.INSERT_AUDIENCE, [tenant, *row])
+            audit(db, actor=actor, action="audience.create", target=aud, target_type="audience",
+                  target_id=aud.id, tenant=tenant)  # fmt: skip
+    except DuplicateKey as e:
+        raise Conflict(f"audience {aud.id!r} exists already: pick another id") from e
+    return aud
+
+
+def list_audiences(db: Session, *, tenant: str) -> list[Audience]:
+    """Every saved audience of a tenant."""
+    return [_audience(row) for row in db.execute(q.LIST_AUDIENCES, [tenant])]
+
+
+def get_audience(db: Session, *, tenant: str, audience_id: str) -> Audience:
+    """One audience. Raises NotFound."""
+    row = db.one(q.GET_AUDIENCE, [tenant, audience_id])
+    if row is None:
+        raise NotFound(f"audience {audience_id!r} does not exist in this tenant")
+    return _audience(row)
+
+
+def definition_hash(aud: Audience) -> str:
+    """A hash of what decides membership: rule, brands, purpose, channel."""
+    body = orjson.dumps(
+        [aud.rule, aud.brands, aud.purpose, aud.channel], option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.sha256(body).hexdigest()[:16]
+
+
+# -- snapshots --------------------------------------------------------------------------------
+_SNAP = ("snapshot_id", "audience_id", "definition_hash", "size", "matched", "excluded",
+         "reason", "created_at")  # fmt: skip
+
+
+def materialise(db: Session, *, tenant: str, audience_id: str, reason: str = "manual",
+                cache: IndexCache = CACHE) -> Snapshot:  # fmt: skip
+    """Compute an audience's members now and keep them as a snapshot."""
+    aud = get_audience(db, tenant=tenant, audience_id=audience_id)
+    index, _ = cache.get(db, tenant=tenant)
+    matched, _ = _matches(db, index, read_rule(aud.rule), tenant=tenant, brands=aud.brands)
+    admitted = consent_gate.admit(index, matched, purpose=aud.purpose, channel=aud.channel)
+    members = admitted.members
+    members.run_optimize()
+    with db.transaction():
+        row = db.one(q.NEXT_SNAPSHOT, [tenant])
+        snap = Snapshot(
+            snapshot_id=int(row[0]) if row else 1, audience_id=aud.id,
+            definition_hash=definition_hash(aud), size=len(members), matched=admitted.matched,
+            excluded=admitted.excluded, reason=reason, created_at=utcnow(),
+        )  # fmt: skip
+        db.execute(q.INSERT_SNAPSHOT, [tenant, *[getattr(snap, c) for c in _SNAP],
+                                       members.serialize()])  # fmt: skip
+    return snap
+
+
+def snapshots(db: Session, *, tenant: str, audience_id: str, limit: int = 100) -> list[Snapshot]:
+    """An audience's snapshots, newest first: its size over time."""
+    get_audience(db, tenant=tenant, audience_id=audience_id)
+    rows = db.execute(q.LIST_SNAPSHOTS, [tenant, audience_id, limit])
+    return [Snapshot(**dict(zip(_SNAP, row, strict=True))) for row in rows]
+
+
+def snapshot_members(db: Session, *, tenant: str, snapshot_id: int) -> tuple[Snapshot, BitMap]:
+    """A snapshot and its members. Raises NotFound."""
+    row = db.one(q.SNAPSHOT_MEMBERS, [tenant, snapshot_id])
+    if row is None:
+        raise NotFound(f"snapshot {snapshot_id} does not exist in this tenant")
+    return Snapshot(**dict(zip(_SNAP, row[:-1], strict=True))), BitMap.deserialize(row[-1])
+
+
+def latest_members(db: Session, *, tenant: str, audience_id: str) -> tuple[Snapshot, BitMap]:
+    """The newest snapshot of an audience (made now if there is none)."""
+    found = snapshots(db, tenant=tenant, audience_id=audience_id, limit=1)
+    snap = found[0] if found else materialise(db, tenant=tenant, audience_id=audience_id)
+    return snapshot_members(db, tenant=tenant, snapshot_id=snap.snapshot_id)
+
+
+def overlap(db: Session, *, tenant: str, audience_ids: list[str]) -> Overlap:
+    """The Venn regions of two or three audiences' latest snapshots."""
+    if not 2 <= len(audience_ids) <= 3 or len(set(audience_ids)) != len(audience_ids):
+        raise Conflict("overlap takes two or three different audiences")
+    sets = {a: latest_members(db, tenant=tenant, audience_id=a)[1] for a in audience_ids}
+    regions = []
+    for k in range(len(audience_ids), 0, -1):
+        for inside in combinations(audience_ids, k):
+            acc = (
+                BitMap.intersection(*(sets[a] for a in inside)) if k > 1 else sets[inside[0]].copy()
+            )
+            for other in audience_ids:
+                if other not in inside:
+                    acc -= sets[other]
+            regions.append(Region(inside=list(inside), size=len(acc)))
+    return Overlap(
+        audiences=audience_ids, sizes={a: len(s) for a, s in sets.items()}, regions=regions
+    )
+
+
+def members_array(members: BitMap) -> pa.Array:
+    """A bitmap's members as an int64 Arrow array."""
+    return pa.array(np.asarray(members.to_array(), dtype=np.int64))
