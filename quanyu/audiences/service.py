@@ -89,7 +89,7 @@ def read_rule(rule: Any) -> r.Node:
 
 def _matches(db: Session, index: ProfileIndex, node: r.Node, *, tenant: str,
              brands: list[str] | None) -> tuple[BitMap, list[str]]:  # fmt: skip
-    types: dict[str, str] = {t.key: t.value_type for t in tags.list_tags(db, tenant=tenant)}
+    types = tags.tag_types(db, tenant=tenant)
     now = utcnow()
 
     def events(part: r.Node) -> BitMap:

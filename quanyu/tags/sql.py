@@ -115,6 +115,9 @@ DELETE_TAG = statement("tags.delete_tag", "DELETE FROM tags WHERE tenant_id = ? 
 LIST_TAGS = statement(
     "tags.list_tags", f"SELECT {_TAG_COLUMNS} FROM tags WHERE tenant_id = ? ORDER BY key"
 )
+TAG_TYPES = statement(
+    "tags.tag_types", "SELECT key, value_type FROM tags WHERE tenant_id = ? ORDER BY key"
+)
 GET_TAG = statement(
     "tags.get_tag", f"SELECT {_TAG_COLUMNS} FROM tags WHERE tenant_id = ? AND key = ?"
 )
