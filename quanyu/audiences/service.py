@@ -33,7 +33,7 @@ from quanyu.audiences.models import (
     Region,
     Snapshot,
 )
-from quanyu.engine import DuplicateKey, Session
+from quanyu.engine import DuplicateKey, Session, WriteConflict
 from quanyu.errors import Conflict, NotFound
 from quanyu.identity.models import format_oneid
 from quanyu.ids import utcnow
@@ -219,15 +219,28 @@ def materialise(db: Session, *, tenant: str, audience_id: str, reason: str = "ma
     admitted = consent_gate.admit(index, matched, purpose=aud.purpose, channel=aud.channel)
     members = admitted.members
     members.run_optimize()
+    blob = members.serialize()
+    for attempt in range(5):
+        try:
+            return _store_snapshot(db, aud, admitted, blob, tenant=tenant, reason=reason)
+        except (DuplicateKey, WriteConflict):
+            # the refresher and a request materialised at once: number it again
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _store_snapshot(db: Session, aud: Audience, admitted: consent_gate.Admitted, blob: bytes,
+                    *, tenant: str, reason: str) -> Snapshot:  # fmt: skip
     with db.transaction():
         row = db.one(q.NEXT_SNAPSHOT, [tenant])
         snap = Snapshot(
             snapshot_id=int(row[0]) if row else 1, audience_id=aud.id,
-            definition_hash=definition_hash(aud), size=len(members), matched=admitted.matched,
-            excluded=admitted.excluded, reason=reason, created_at=utcnow(),
+            definition_hash=definition_hash(aud), size=len(admitted.members),
+            matched=admitted.matched, excluded=admitted.excluded, reason=reason,
+            created_at=utcnow(),
         )  # fmt: skip
-        db.execute(q.INSERT_SNAPSHOT, [tenant, *[getattr(snap, c) for c in _SNAP],
-                                       members.serialize()])  # fmt: skip
+        db.execute(q.INSERT_SNAPSHOT, [tenant, *[getattr(snap, c) for c in _SNAP], blob])
     return snap
 
 

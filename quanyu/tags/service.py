@@ -6,6 +6,8 @@ capability call these, never the tables.
 
 from __future__ import annotations
 
+import threading
+from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -221,6 +223,15 @@ def compute_tags(db: Session, *, tenant: str, keys: list[str] | None = None,
     ``incremental`` computes only the persons whose events or identity changed since
     the last fold; a full computation covers every person.
     """
+    with _computing[tenant]:  # one computation of a tenant at a time (API and refresher)
+        return _compute_tags(db, tenant=tenant, keys=keys, incremental=incremental, now=now)
+
+
+_computing: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+
+def _compute_tags(db: Session, *, tenant: str, keys: list[str] | None, incremental: bool,
+                  now: datetime | None) -> TagRun:  # fmt: skip
     tags = list_tags(db, tenant=tenant)
     chosen = [t for t in tags if (t.key in keys if keys else t.status == "live")]
     if keys:
