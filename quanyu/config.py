@@ -36,6 +36,13 @@ class Settings(BaseSettings):
         description="Seconds between passes that refresh tags and audiences in the server.",
     )
 
+    memory_limit_gib: float | None = Field(
+        default=None,
+        gt=0,
+        description="Memory DuckDB may use for queries (its cache included); default: half"
+        " the machine's memory, leaving the rest to the audience indexes and the server.",
+    )
+
     @property
     def database_path(self) -> Path:
         """The DuckDB file inside the data dir."""

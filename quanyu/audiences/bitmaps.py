@@ -546,6 +546,18 @@ class ProfileIndex:
             raise InvalidRequest(f"column {column!r} holds numbers: ask for a range instead")
         return [value for _, value in col.bitmaps]
 
+    def counts(self, column: str, members: BitMap) -> dict[Scalar, int]:
+        """How many of ``members`` have each value of a ``values`` or ``set`` column.
+
+        Reads the stored bitmaps in place: ``equals`` would copy each (at 10M profiles
+        a brand's bitmap is megabytes) only to count an intersection.
+        Raises NotFound for an unknown column, InvalidRequest for a numbers column.
+        """
+        col = self._column(column)
+        if isinstance(col, NumberColumn):
+            raise InvalidRequest(f"column {column!r} holds numbers: ask for a range instead")
+        return {value: members.intersection_cardinality(b) for (_, value), b in col.bitmaps.items()}
+
     def present(self, column: str) -> BitMap:
         """Profiles with any value in the column."""
         return union([self._column(column).present])

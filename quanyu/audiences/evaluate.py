@@ -67,9 +67,12 @@ class Evaluator:
             case r.And(items=items):
                 keep: list[r.Node] = [i for i in items if not isinstance(i, r.Not)]
                 drop: list[r.Node] = [i.item for i in items if isinstance(i, r.Not)]
-                acc = self.run(keep[0]) if keep else self.index.universe.copy()
-                for k in keep[1:]:
-                    acc &= self.run(k)
+                # smallest first: with a part that holds nearly everyone (a brand) this
+                # costs a third of intersecting in the rule's order
+                parts = sorted((self.run(k) for k in keep), key=len)
+                acc = parts[0] if parts else self.index.universe.copy()
+                for part in parts[1:]:
+                    acc &= part
                 for d in drop:
                     acc -= self.run(d)
                 return acc
@@ -87,8 +90,9 @@ class Evaluator:
     def _indexed(self, node: r.Node) -> BitMap | None:
         ix = self.index
         match node:
-            case r.TagRef(key=k) if ix.has(TAG + k):
-                return ix.present(TAG + k)
+            case r.TagRef():
+                col = self._present(node)
+                return ix.present(col) if col else None
             case r.HasIdentifier(type=t, scope=s) if ix.has(IDENT):
                 return ix.equals(IDENT, t if s is None else f"{t}@{s}")
             case r.Cmp(op=op, left=r.Lit() as lit, right=right) if op in _FLIP:
@@ -98,7 +102,7 @@ class Evaluator:
             case r.In(left=left, values=values, negate=neg):
                 return self._in(left, values, neg)
             case r.IsNull(left=left, negate=neg):
-                col = self._column(left, numeric=False)
+                col = self._present(left)
                 if col is None:
                     return None
                 present = ix.present(col)
@@ -117,14 +121,19 @@ class Evaluator:
                 col = (TRAIT_NUM if numeric else TRAIT) + k
             case r.TagRef(key=k):
                 num = self.tag_types.get(k) in ("number", "date")
-                if numeric and not num:
-                    return None
+                if numeric != num:
+                    return None  # number tags are indexed as numbers only: text tests go to SQL
                 col = (TAG_NUM if numeric else TAG) + k
             case r.ProfileSet(name=name):
                 col = name
             case _:
                 return None
         return col if self.index.has(col) else None
+
+    def _present(self, node: r.Node) -> str | None:
+        """The index column whose present set is "``node`` has a value", if indexed."""
+        numeric = isinstance(node, r.TagRef) and self.tag_types.get(node.key) in ("number", "date")
+        return self._column(node, numeric=numeric)
 
     def _compare(self, left: r.Node, op: str, value: object) -> BitMap | None:
         ix = self.index

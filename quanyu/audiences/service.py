@@ -136,8 +136,7 @@ def count(db: Session, draft: AudienceDraft, *, tenant: str, cache: IndexCache =
 def _breakdown(index: ProfileIndex, column: str, members: BitMap) -> dict[str, int]:
     if not index.has(column):
         return {}
-    out = {str(v): members.intersection_cardinality(index.equals(column, v))
-           for v in index.distinct(column)}  # fmt: skip
+    out = {str(v): n for v, n in index.counts(column, members).items()}
     return {k: v for k, v in sorted(out.items(), key=lambda kv: -kv[1]) if v}
 
 

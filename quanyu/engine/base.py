@@ -47,6 +47,16 @@ class Session(abc.ABC):
         """Drop a name made by :meth:`register`."""
 
     @abc.abstractmethod
+    def stage(self, name: str, stmt: Statement, params: Params = None) -> None:
+        """Keep the rows of the query ``stmt`` under ``name``, a table of this session
+        that later statements read, until :meth:`unstage` (a name staged again is
+        replaced). Large intermediate results stay in the engine, never in Python."""
+
+    @abc.abstractmethod
+    def unstage(self, name: str) -> None:
+        """Drop a table made by :meth:`stage`."""
+
+    @abc.abstractmethod
     def raw_ping(self) -> None:
         """Run a trivial query: the engine answers."""
 

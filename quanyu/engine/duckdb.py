@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import duckdb
@@ -10,6 +11,15 @@ import pyarrow as pa
 from quanyu.engine.base import DuplicateKey, Engine, Params, Session, WriteConflict
 from quanyu.engine.capabilities import Capability
 from quanyu.engine.statements import Statement
+
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _name(name: str) -> str:
+    """A staged table's name, checked: it is pasted into SQL."""
+    if not _NAME.match(name):
+        raise ValueError(f"staged table name {name!r} is not a lower-case SQL identifier")
+    return name
 
 
 class DuckDBSession(Session):
@@ -42,6 +52,13 @@ class DuckDBSession(Session):
 
     def unregister(self, name: str) -> None:
         self._con.unregister(name)
+
+    def stage(self, name: str, stmt: Statement, params: Params = None) -> None:
+        self._engine.check(stmt)
+        self._con.execute(f"CREATE OR REPLACE TEMP TABLE {_name(name)} AS {stmt.sql}", params)
+
+    def unstage(self, name: str) -> None:
+        self._con.execute(f"DROP TABLE IF EXISTS temp.{_name(name)}")
 
     def raw_ping(self) -> None:
         self._con.execute("SELECT 1").fetchall()

@@ -60,6 +60,10 @@ def _locked_error(settings: Settings, err: duckdb.IOException) -> StoreLocked:
     return StoreLocked(f"The database {settings.database_path} is locked for writing; {fix}.")
 
 
+def _machine_gib() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+
 def open_store(settings: Settings, *, migrate: bool = True) -> DuckDBEngine:
     """Open (creating if needed) the database file and apply pending migrations.
 
@@ -77,6 +81,11 @@ def open_store(settings: Settings, *, migrate: bool = True) -> DuckDBEngine:
     # every 256 MB instead of DuckDB's 16 MB makes those stalls rare (the server also
     # checkpoints when it stops, and a restart replays the log).
     con.execute("SET checkpoint_threshold = '256MB'")
+    # DuckDB's default (80 % of the machine) leaves too little beside the audience
+    # indexes: at 10M persons a tag computation and an index build take the process past
+    # the machine's memory. Half the machine is enough for either without spilling.
+    limit = settings.memory_limit_gib or _machine_gib() / 2
+    con.execute(f"SET memory_limit = '{int(limit * 1024)}MiB'")
     engine = DuckDBEngine(con)
     if migrate:
         apply_migrations(engine, collect())

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import orjson
@@ -27,11 +28,6 @@ from quanyu.tags import rules as r
 from quanyu.tags import sql as q
 from quanyu.tags.compile import Compiled, TagSpec
 from quanyu.tags.query import tags_query
-
-_NEW_SCHEMA = pa.schema(
-    [("tag_key", pa.string()), ("profile_id", pa.int64()), ("value", pa.string()),
-     ("num", pa.float64())]
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -111,7 +107,6 @@ def _unpivot(compiled: Compiled, keys: list[str]) -> Statement:
 
 
 def _values(
-    db: Session,
     layer: list[Definition],
     *,
     tenant: str,
@@ -119,23 +114,32 @@ def _values(
     tag_types: dict[str, str],
     trait_rules: dict[str, str],
     scoped: bool,
-) -> pa.Table:
+) -> tuple[Statement, list[Any]]:
+    """One query for every new value of a layer: (tag_key, profile_id, value, num)."""
+    parts: list[tuple[str, list[Any]]] = []
     rule_tags = [d for d in layer if d.rule is not None]
-    tables = []
     if rule_tags:
         specs = [TagSpec(d.key, d.value_type, d.rule, d.allowed) for d in rule_tags]  # type: ignore[arg-type]
         compiled = tags_query(
             specs, now=now, tag_types=tag_types, scoped=scoped, trait_rules=trait_rules
         )
-        stmt = _unpivot(compiled, [d.key for d in rule_tags])
-        tables.append(db.arrow(stmt, compiled.params(tenant)).cast(_NEW_SCHEMA))
+        parts.append((_unpivot(compiled, [d.key for d in rule_tags]).sql, compiled.params(tenant)))
     for d in layer:
         if d.sql is not None:
             stmt, params = expert.statement(
                 d.sql, tenant=tenant, key=d.key, value_type=d.value_type, scoped=scoped
             )
-            tables.append(db.arrow(stmt, params).cast(_NEW_SCHEMA))
-    return pa.concat_tables(tables) if tables else _NEW_SCHEMA.empty_table()
+            parts.append((stmt.sql, params))
+    union = " UNION ALL ".join(
+        f"SELECT * FROM ({sql}) AS part{i}" for i, (sql, _) in enumerate(parts)
+    )
+    typed = (
+        "SELECT CAST(tag_key AS VARCHAR) AS tag_key, CAST(profile_id AS BIGINT) AS profile_id,"
+        f" CAST(value AS VARCHAR) AS value, CAST(num AS DOUBLE) AS num FROM ({union}) AS v"
+    )
+    return Statement("tags.layer_values", typed, frozenset(), True), [
+        p for _, params in parts for p in params
+    ]
 
 
 def compute(
@@ -161,14 +165,16 @@ def compute(
     db.execute(q.INSERT_RUN, [tenant, run_id, mode, orjson.dumps(keys).decode(), now])
     scope = fold.persons if incremental else None
     added = removed = 0
-    persons = 0
+    persons = len(scope) if scope is not None else 0
     try:
         if scope is not None and not len(scope):
             plan: list[list[Definition]] = []
         else:
             plan = layers(defs, set(tag_types))
+        if plan and scope is None:
+            persons = int(db.execute(q.COUNT_PERSONS, [tenant])[0][0])
         for layer in plan:
-            a, d, n = _layer(
+            a, d = _layer(
                 db,
                 layer,
                 tenant=tenant,
@@ -178,9 +184,7 @@ def compute(
                 scope=scope,
                 run_id=run_id,
             )
-            added, removed, persons = added + a, removed + d, max(persons, n)
-        if scope is not None:
-            persons = len(scope)
+            added, removed = added + a, removed + d
     except Exception as e:
         db.execute(
             q.FINISH_RUN, [utcnow(), persons, added, removed, "failed", str(e), tenant, run_id]
@@ -202,13 +206,12 @@ def _layer(
     trait_rules: dict[str, str],
     scope: np.ndarray | None,
     run_id: int,
-) -> tuple[int, int, int]:
+) -> tuple[int, int]:
     scoped = scope is not None
     if scoped:
         db.register("tag_scope", pa.table({"profile_id": pa.array(scope, pa.int64())}))
     try:
-        new = _values(
-            db,
+        stmt, params = _values(
             layer,
             tenant=tenant,
             now=now,
@@ -216,16 +219,16 @@ def _layer(
             trait_rules=trait_rules,
             scoped=scoped,
         )
-        db.register("tag_new", new)
+        # the new values stay in the engine: at millions of persons they are ~10^8 rows
+        db.stage("tag_new", stmt, params)
         db.register("tag_keys", pa.table({"key": [d.key for d in layer]}))
         with db.transaction():
             close = q.CLOSE_CHANGED_SCOPED if scoped else q.CLOSE_CHANGED
             gone = db.execute(close, [now, run_id, tenant])
             came = db.execute(q.OPEN_NEW, [tenant, now, run_id, tenant])
-        db.unregister("tag_new")
+        db.unstage("tag_new")
         db.unregister("tag_keys")
     finally:
         if scoped:
             db.unregister("tag_scope")
-    people = len(np.unique(new.column("profile_id").to_numpy())) if new.num_rows else 0
-    return int(came[0][0]) if came else 0, int(gone[0][0]) if gone else 0, people
+    return int(came[0][0]) if came else 0, int(gone[0][0]) if gone else 0

@@ -31,6 +31,11 @@ from quanyu.tags.compile import (
 from quanyu.tags.rules import RuleError
 
 _TENANT = exp.EQ(this=exp.column("tenant_id"), expression=exp.Placeholder())
+#: Sums and averages with compensated (Kahan) summation: a plain float sum depends on
+#: the order parallel threads add in, so its last bits change from run to run; a tag
+#: value that changes every run closes and reopens history rows, and a threshold
+#: (``sum(amount) >= 300``) flips for values on it.
+_FLOAT_EXACT = {"sum": "fsum", "avg": "favg"}
 
 
 def _scoped(select: exp.Select, scoped: bool) -> exp.Select:
@@ -106,8 +111,11 @@ def agg_expression(src: _Sources, node: r.Agg) -> exp.Expression:
         else:
             if node.of.name not in ("amount", "properties"):
                 raise RuleError(f"{fn}({node.of.name}) needs a number: use amount or properties.x")
-            cls = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[fn]
-            e = cls(this=event_field(src, node.of, numeric=True))
+            arg = event_field(src, node.of, numeric=True)
+            if fn in _FLOAT_EXACT:
+                e = exp.Anonymous(this=_FLOAT_EXACT[fn], expressions=[arg])
+            else:
+                e = (exp.Min if fn == "min" else exp.Max)(this=arg)
     cond = agg_condition(src, node)
     if cond is not None:
         e = exp.Filter(this=e, expression=exp.Where(this=cond))

@@ -80,6 +80,11 @@ REMAP_FACTS = statement(
     " AND event_facts.profile_id IN (SELECT profile_id FROM tag_affected)",
     requires=(Capability.ROW_UPDATES,),
 )
+#: Every person of a tenant (a full computation covers them all).
+COUNT_PERSONS = statement(
+    "tags.count_persons",
+    "SELECT count(DISTINCT profile_id) FROM id_nodes WHERE tenant_id = ?",
+)
 #: Persons with facts folded from commits (?, ?].
 FOLDED_PERSONS = statement(
     "tags.folded_persons",

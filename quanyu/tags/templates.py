@@ -135,7 +135,8 @@ def _cross_brand(p: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _channel_preference(p: dict[str, Any]) -> list[dict[str, Any]]:
     sql = (
-        "SELECT profile_id, arg_max(channel, n) FROM (SELECT profile_id, channel, count(*) AS n"
+        "SELECT profile_id, arg_max(channel, (n, channel)) FROM (SELECT profile_id, channel,"
+        " count(*) AS n"
         f" FROM events WHERE channel IS NOT NULL AND ts >= now() - INTERVAL {int(p['window_days'])}"
         " DAY GROUP BY profile_id, channel) AS c GROUP BY profile_id"
     )
@@ -149,7 +150,7 @@ def _channel_preference(p: dict[str, Any]) -> list[dict[str, Any]]:
 def _favourite_category(p: dict[str, Any]) -> list[dict[str, Any]]:
     order = p["order_event"].replace("'", "''")
     sql = (
-        "SELECT profile_id, arg_max(category, n) FROM (SELECT profile_id,"
+        "SELECT profile_id, arg_max(category, (n, category)) FROM (SELECT profile_id,"
         " json_extract_string(properties, '$.category') AS category, count(*) AS n FROM events"
         f" WHERE event IN ('{order}', 'Product Viewed', 'Product Added')"
         " GROUP BY profile_id, category) AS c WHERE category IS NOT NULL GROUP BY profile_id"
