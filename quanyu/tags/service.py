@@ -55,7 +55,7 @@ def _want(value_type: str) -> jsonform.Want:
 def check_rule(db: Session, rule: str | dict[str, Any], *, tenant: str) -> RuleCheck:
     """Parse and check a rule against the tenant's tags (that the tags it names exist)."""
     node = read_rule(rule, want="any")
-    known = _tag_types(db, tenant)
+    known = tag_types(db, tenant=tenant)
     missing = sorted(r.tag_refs(node) - set(known))
     if missing:
         raise r.RuleError(f'tag("{missing[0]}") does not exist: create it first, or fix the key')
@@ -106,10 +106,6 @@ def _tag(row: tuple[Any, ...]) -> Tag:
     return Tag(**data)
 
 
-def _tag_types(db: Session, tenant: str) -> dict[str, str]:
-    return tag_types(db, tenant=tenant)
-
-
 def tag_types(db: Session, *, tenant: str) -> dict[str, str]:
     """Each tag's value type, by key (one narrow read: live counts call it each time)."""
     return {str(k): str(v) for k, v in db.execute(q.TAG_TYPES, [tenant])}
@@ -128,7 +124,7 @@ def _validate(db: Session, tag: Tag, tenant: str) -> Tag:
         raise r.RuleError("give a tag either a rule or sql, not both and not neither")
     if tag.sql is not None:
         expert.check(tag.sql)
-    types = _tag_types(db, tenant) | {tag.key: tag.value_type}
+    types = tag_types(db, tenant=tenant) | {tag.key: tag.value_type}
     definition = _definition(tag)
     missing = sorted(definition.refs() - set(types))
     if missing:
