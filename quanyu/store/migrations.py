@@ -17,6 +17,7 @@ class Migration:
 def collect() -> list[Migration]:
     """Every capability's migrations, in the order they must run."""
     from quanyu.audiences import schema as audiences_schema
+    from quanyu.consent import schema as consent_schema
     from quanyu.delivery import schema as delivery_schema
     from quanyu.identity import schema as identity_schema
     from quanyu.ingest import schema as ingest_schema
@@ -32,6 +33,7 @@ def collect() -> list[Migration]:
         *tags_schema.MIGRATIONS,
         *audiences_schema.MIGRATIONS,
         *delivery_schema.MIGRATIONS,
+        *consent_schema.MIGRATIONS,
     ]
     seen: set[tuple[str, int]] = set()
     for m in migrations:

@@ -1,0 +1,273 @@
+"""The consent ledger: appending entries, and reading a person's state from them.
+
+**The rule.** An entry covers every identifier its subject's person had when it was
+recorded (``consent_subjects``). For one purpose and channel, each identifier's
+*word* is the latest entry covering it (by ``decided_at``, then ``seq``) among the
+entries for that channel and for every channel (``*``). A person's state is the most
+restrictive word among their identifiers' words (withdrawn > denied > expired, unknown
+> granted), and the state is *in conflict* when the words differ.
+
+So a person who speaks once, as one person, speaks for all their identifiers; when two
+people merge, each side keeps its own word and the stricter one wins until the merged
+person speaks again (the conflict says to ask them); when a person is split, each side
+reads its own identifiers' words, which are its own history. A person with no word is
+``unknown``, which blocks every consent-based use.
+
+A grant for a purpose that needs separate consent (单独同意) counts only when it was given
+as separate consent; otherwise it reads as ``unknown``. A grant older than the purpose's
+``valid_days`` reads as ``expired``.
+
+:func:`states_of` applies the rule in Python to one person's entries (the 360 view, the
+API); :data:`quanyu.consent.sql.STATES` applies it in SQL to a whole tenant
+(enforcement). Tests hold the two to the same answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from quanyu.consent import sql as q
+from quanyu.consent.models import RESTRICTIVENESS, Entry, State, Status
+from quanyu.engine import Session
+from quanyu.identity.models import format_oneid
+from quanyu.ids import new_id, utcnow
+
+LEDGER_COLUMNS = (
+    "tenant_id", "seq", "id", "purpose_id", "channel", "status", "separate", "notice_version",
+    "decided_at", "recorded_at", "surface", "actor", "evidence", "subject_key", "subject_type",
+    "profile_id", "origin", "source_id", "message_id", "recorded_by", "leaf_hash",
+)  # fmt: skip
+
+
+@dataclass
+class NewEntry:
+    """A decision about to be appended. ``covers`` are the identifier keys it speaks
+    for (the subject's person's identifiers; at least the subject's own key)."""
+
+    purpose_id: str
+    channel: str
+    status: str
+    decided_at: datetime
+    surface: str
+    actor: str
+    subject_key: str
+    subject_type: str
+    profile_id: int | None
+    origin: str
+    recorded_by: str
+    covers: list[str] = field(default_factory=list)
+    separate: bool = False
+    notice_version: str | None = None
+    evidence: str | None = None
+    source_id: str | None = None
+    message_id: str | None = None
+
+
+def canonical(obj: Any) -> bytes:
+    """RFC 8785 canonical JSON of an object of strings, integers, booleans and nulls
+    with ASCII keys: members sorted, no insignificant whitespace, UTF-8."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+
+
+def leaf_hash(data: bytes) -> str:
+    """RFC 9162 leaf hash, SHA-256(0x00 || data), in hex."""
+    return hashlib.sha256(b"\x00" + data).hexdigest()
+
+
+def leaf_data(tenant: str, seq: int, e: NewEntry, entry_id: str, recorded_at: datetime) -> bytes:
+    """The canonical JSON a ledger entry's leaf hashes: the entry without personal data
+    (the subject is its identifier's keyed hash)."""
+    return canonical(
+        {
+            "kind": "consent",
+            "tenant": tenant,
+            "seq": seq,
+            "id": entry_id,
+            "purpose": e.purpose_id,
+            "channel": e.channel,
+            "status": e.status,
+            "separate": e.separate,
+            "notice": e.notice_version,
+            "decided_at": _iso(e.decided_at),
+            "recorded_at": _iso(recorded_at),
+            "surface": e.surface,
+            "actor": e.actor,
+            "evidence": e.evidence,
+            "subject": e.subject_key,
+        }
+    )
+
+
+def naive(t: datetime) -> datetime:
+    """``t`` as naive UTC (how the database stores times)."""
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo is not None else t
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat(timespec="microseconds") + "Z"
+
+
+def append(db: Session, tenant: str, entries: Sequence[NewEntry]) -> list[Entry]:
+    """Append entries in the caller's transaction (open one around this call and
+    whatever must commit with it). Numbers them densely per tenant.
+
+    Does not tell subscribers: :func:`quanyu.consent.service.record` and the event
+    capture do, in the same transaction.
+    """
+    if not entries:
+        return []
+    now = utcnow()
+    row = db.one(q.NEXT_SEQ, [tenant])
+    first = int(row[0]) if row else 1
+    if row is None:
+        db.execute(q.INSERT_STATE, [tenant, first + len(entries), now])
+    else:
+        db.execute(q.SET_NEXT_SEQ, [first + len(entries), now, tenant])
+    cols: dict[str, list[Any]] = {c: [] for c in LEDGER_COLUMNS}
+    subjects: dict[str, list[Any]] = {"tenant_id": [], "seq": [], "key": []}
+    stored: list[Entry] = []
+    for i, e in enumerate(entries):
+        seq = first + i
+        entry_id = new_id("cst")
+        leaf = leaf_hash(leaf_data(tenant, seq, e, entry_id, now))
+        values = {
+            "tenant_id": tenant, "seq": seq, "id": entry_id, "purpose_id": e.purpose_id,
+            "channel": e.channel, "status": e.status, "separate": e.separate,
+            "notice_version": e.notice_version, "decided_at": e.decided_at, "recorded_at": now,
+            "surface": e.surface, "actor": e.actor, "evidence": e.evidence,
+            "subject_key": e.subject_key, "subject_type": e.subject_type,
+            "profile_id": e.profile_id, "origin": e.origin, "source_id": e.source_id,
+            "message_id": e.message_id, "recorded_by": e.recorded_by, "leaf_hash": leaf,
+        }  # fmt: skip
+        for c in LEDGER_COLUMNS:
+            cols[c].append(values[c])
+        for key in dict.fromkeys([e.subject_key, *e.covers]):
+            subjects["tenant_id"].append(tenant)
+            subjects["seq"].append(seq)
+            subjects["key"].append(key)
+        stored.append(_entry(tuple(values[c] for c in LEDGER_COLUMNS[1:])))
+    schema = pa.schema(
+        [(c, pa.int64() if c in ("seq", "profile_id") else pa.string()) for c in LEDGER_COLUMNS]
+    )
+    schema = schema.set(schema.get_field_index("separate"), pa.field("separate", pa.bool_()))
+    for c in ("decided_at", "recorded_at"):
+        schema = schema.set(schema.get_field_index(c), pa.field(c, pa.timestamp("us")))
+    db.with_table("staged_consent_ledger", pa.table(cols, schema=schema), q.INSERT_LEDGER)
+    db.with_table("staged_consent_subjects", pa.table(subjects), q.INSERT_SUBJECTS)
+    return stored
+
+
+def _entry(r: tuple[Any, ...]) -> Entry:
+    """An :class:`Entry` from a row in ``LEDGER_COLUMNS`` order, tenant left out."""
+    (seq, entry_id, purpose, channel, status, separate, notice, decided, recorded, surface,
+     actor, evidence, _key, subject_type, profile, origin, source, message, _by,
+     leaf) = r  # fmt: skip
+    return Entry(
+        seq=seq, id=entry_id, purpose_id=purpose, channel=channel, status=status,
+        separate=separate, notice_version=notice, decided_at=decided, recorded_at=recorded,
+        surface=surface, actor=actor, evidence=evidence, subject_type=subject_type,
+        profile=format_oneid(profile) if profile is not None else None, origin=origin,
+        source_id=source, message_id=message, leaf_hash=leaf,
+    )  # fmt: skip
+
+
+# --- reading one person ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Covered:
+    """An entry as one identifier sees it (what :func:`states_of` reads)."""
+
+    key: str
+    seq: int
+    purpose_id: str
+    channel: str
+    status: str
+    separate: bool
+    decided_at: datetime
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What a purpose's rules do to a grant: separate consent and validity."""
+
+    separate_consent: bool
+    valid_days: int | None
+
+
+def effective(
+    status: str, separate: bool, decided_at: datetime, rules: Rules, now: datetime
+) -> Status:
+    """An entry's word once its purpose's rules are applied."""
+    if status != Status.granted:
+        return Status(status)
+    if rules.separate_consent and not separate:
+        return Status.unknown
+    if rules.valid_days is not None and decided_at + timedelta(days=rules.valid_days) < now:
+        return Status.expired
+    return Status.granted
+
+
+def state_of(
+    covered: Iterable[Covered], purpose_id: str, channel: str, rules: Rules, now: datetime
+) -> State:
+    """One person's state for a purpose and channel from the entries covering their
+    identifiers (the rule in the module docstring)."""
+    now = naive(now)
+    words: dict[str, Covered] = {}
+    for c in covered:
+        if c.purpose_id != purpose_id or c.channel not in (channel, "*") or c.decided_at > now:
+            continue
+        best = words.get(c.key)
+        if best is None or (c.decided_at, c.seq) > (best.decided_at, best.seq):
+            words[c.key] = c
+    if not words:
+        return State(purpose_id=purpose_id, channel=channel, status=Status.unknown,
+                     conflict=False, entry_seq=None, decided_at=None)  # fmt: skip
+    distinct = {w.seq: w for w in words.values()}
+    said = [(seq, effective(w.status, w.separate, w.decided_at, rules, now))
+            for seq, w in distinct.items()]  # fmt: skip
+    seq, status = max(said, key=lambda s: (RESTRICTIVENESS[s[1]], s[0]))
+    return State(
+        purpose_id=purpose_id,
+        channel=channel,
+        status=status,
+        conflict=len({s for _, s in said}) > 1,
+        entry_seq=seq,
+        decided_at=distinct[seq].decided_at,
+    )
+
+
+def covered_for(db: Session, tenant: str, profile_id: int) -> list[Covered]:
+    """Every entry covering one person's identifiers, as each identifier sees it."""
+    return [
+        Covered(
+            key=r[0],
+            seq=int(r[1]),
+            purpose_id=r[2],
+            channel=r[3],
+            status=r[4],
+            separate=bool(r[5]),
+            decided_at=r[6],
+        )  # fmt: skip
+        for r in db.execute(q.COVERED_FOR_PROFILE, [tenant, profile_id, tenant, tenant])
+    ]
+
+
+def history(db: Session, tenant: str, profile_id: int, limit: int = 1000) -> list[Entry]:
+    """Every entry covering one person's identifiers now, newest first."""
+    rows = db.execute(q.HISTORY_FOR_PROFILE, [tenant, profile_id, tenant, tenant, limit])
+    return [_entry(r) for r in rows]
+
+
+def get_entry(db: Session, tenant: str, seq: int) -> Entry | None:
+    """One entry by its number."""
+    row = db.one(q.GET_ENTRY, [tenant, seq])
+    return _entry(row) if row else None
