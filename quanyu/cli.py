@@ -896,6 +896,10 @@ app.add_typer(tags_app, name="tags")
 app.add_typer(audiences_app, name="audiences")
 app.add_typer(destinations_app, name="destinations")
 
+from quanyu.cli_consent import consent_app  # noqa: E402
+
+app.add_typer(consent_app, name="consent")
+
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the app, turning Quanyu errors into one line and exit code 1."""

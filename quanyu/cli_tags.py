@@ -23,7 +23,9 @@ destinations_app = typer.Typer(
 RuleArg = Annotated[
     str, typer.Argument(help='Rule text, e.g. \'tag("vip") and traits.city = "上海"\'')
 ]
-PurposeOpt = Annotated[str, typer.Option(help="marketing, ads_targeting, service or analysis")]
+PurposeOpt = Annotated[
+    str, typer.Option(help="a declared purpose: marketing, ads_targeting, service, analysis …")
+]
 ChannelOpt = Annotated[str, typer.Option(help="sms, wechat, email, phone, ads, push, pos, none")]
 BrandOpt = Annotated[list[str] | None, typer.Option("--brand", help="Only these brands.")]
 _TAG_COLUMNS = ["key", "value_type", "status", "rule_text", "computed_at"]

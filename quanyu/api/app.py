@@ -15,6 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from quanyu import __version__
 from quanyu.api import (
     audiences,
+    consent,
     errors,
     events,
     identity,
@@ -27,6 +28,7 @@ from quanyu.api import (
     tracking,
 )
 from quanyu.api.middleware import RequestContext
+from quanyu.audiences import sendgate
 from quanyu.audiences.refresh import Refresher
 from quanyu.config import Settings, get_settings
 from quanyu.delivery.worker import DeliveryWorker
@@ -77,7 +79,7 @@ def create_app(
         resolver.start()
         refresher = Refresher(engine, interval=settings.refresh_interval)
         refresher.start()
-        deliverer = DeliveryWorker(engine, master_key=master_key)
+        deliverer = DeliveryWorker(engine, master_key=master_key, gates=sendgate.GATES)
         deliverer.start()
         app.state.refresher = refresher
         app.state.deliverer = deliverer
@@ -140,6 +142,7 @@ def create_app(
         profiles,
         tags,
         audiences,
+        consent,
         ops,
     ):
         app.include_router(module.router)

@@ -1,76 +1,72 @@
 """The consent gate: the one place an audience loses the people who may not be reached.
 
-Every path that hands members to anyone — a snapshot, a download, a push to a
-channel — takes them from :func:`admit`, and :func:`admit` is the only code that
-turns a rule's matches into members. It needs a purpose and a channel, so there is
-no way to ask for members without saying what they are for.
+Every path that hands members to anyone — a live count, a snapshot, a download, a push,
+and each webhook the delivery worker sends — takes them from :func:`admit`, and
+:func:`admit` is the only code that turns a rule's matches into members. It needs a
+purpose and a channel, so there is no way to ask for members without saying what they
+are for. It asks the consent capability (:func:`quanyu.consent.enforce.admit`), which
+fails closed: for a consent-based purpose, only people with a current grant for that
+purpose and channel pass.
 
-Until the consent capability lands, a person is excluded when a trait says they opted
-out: ``unsubscribed``, ``marketing_opt_out`` (for marketing purposes), or
-``<channel>_opt_out`` (``sms_opt_out``, ``wechat_opt_out`` ...) is true. The consent
-capability replaces :func:`excluded` with its ledger's answer, failing closed.
+The purpose is a purpose key of the legal entity that runs the audience's brands
+(``marketing``, ``ads_targeting`` ...), or a purpose id (``<entity>.<key>``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyroaring import BitMap
 
-from quanyu.audiences.bitmaps import ProfileIndex
-from quanyu.audiences.evaluate import TRAIT
-from quanyu.errors import ValidationFailed
+from quanyu.consent import enforce
+from quanyu.consent import service as consent
+from quanyu.consent.models import Purpose
+from quanyu.engine import Session
+from quanyu.errors import NotFound, ValidationFailed
 
-#: Channels an audience may be for.
+#: Channels an audience may be for (``none``: never sent anywhere, e.g. analysis).
 CHANNELS = ("sms", "wechat", "email", "phone", "ads", "push", "pos", "none")
-#: Purposes an audience may be for (``analysis`` reaches nobody: no consent needed).
-PURPOSES = ("marketing", "ads_targeting", "service", "analysis")
-
-
-def opt_out_traits(channel: str) -> tuple[str, ...]:
-    """Traits whose true value excludes a person from a channel."""
-    return ("unsubscribed", "marketing_opt_out", f"{channel}_opt_out")
-
-
-ALL_OPT_OUT_TRAITS = tuple(sorted({t for c in CHANNELS for t in opt_out_traits(c)}))
 
 
 @dataclass(frozen=True)
 class Admitted:
-    """The members an audience may reach, and who the gate kept out."""
+    """The members an audience may reach, and who the gate kept out (counts by reason)."""
 
     members: BitMap
     matched: int
     excluded: int
     purpose: str
     channel: str
+    blocked: dict[str, int] = field(default_factory=dict)
 
 
-def check(purpose: str, channel: str) -> None:
-    """Refuse an unknown purpose or channel, naming the allowed ones."""
-    if purpose not in PURPOSES:
-        raise ValidationFailed(f"purpose {purpose!r} is unknown: use one of {', '.join(PURPOSES)}")
+def purpose_of(db: Session, *, tenant: str, purpose: str, channel: str,
+               brands: list[str] | None) -> Purpose:  # fmt: skip
+    """The declared purpose an audience is for; refuses an unknown purpose or channel."""
     if channel not in CHANNELS:
         raise ValidationFailed(f"channel {channel!r} is unknown: use one of {', '.join(CHANNELS)}")
+    entity = consent.entity_of_brands(db, tenant=tenant, brands=brands)
+    try:
+        return consent.get_purpose(db, tenant=tenant, ref=purpose, entity=entity)
+    except NotFound as e:  # said as a fault of the audience being checked
+        raise ValidationFailed(f"purpose {purpose!r} is unknown: {e.message}") from e
 
 
-def excluded(index: ProfileIndex, *, purpose: str, channel: str) -> BitMap:
-    """Persons who may not be reached for ``purpose`` on ``channel``."""
-    if purpose == "analysis":
-        return BitMap()
-    out = BitMap()
-    for trait in opt_out_traits(channel):
-        if trait == "marketing_opt_out" and purpose not in ("marketing", "ads_targeting"):
-            continue
-        col = TRAIT + trait
-        if index.has(col):
-            out |= index.isin(col, ["true", "True", "1", "yes"])
-    return out
-
-
-def admit(index: ProfileIndex, matched: BitMap, *, purpose: str, channel: str) -> Admitted:
-    """The members of an audience: its matches less everyone the gate excludes."""
-    check(purpose, channel)
-    out = excluded(index, purpose=purpose, channel=channel)
-    members = matched - out
-    return Admitted(members, len(matched), len(matched) - len(members), purpose, channel)
+def admit(
+    db: Session,
+    matched: BitMap,
+    *,
+    tenant: str,
+    purpose: str,
+    channel: str,
+    brands: list[str] | None = None,
+    destination: str | None = None,
+    act: str | None = None,
+    act_id: str | None = None,
+) -> Admitted:
+    """The members of an audience: its matches less everyone consent keeps out, decided
+    now. With ``act`` every allow and block is written to the decision log."""
+    p = purpose_of(db, tenant=tenant, purpose=purpose, channel=channel, brands=brands)
+    got = enforce.admit(db, matched, tenant=tenant, purpose=p, channel=channel,
+                        destination=destination, act=act, act_id=act_id)  # fmt: skip
+    return Admitted(got.members, got.matched, got.excluded, p.id, channel, got.blocked)

@@ -3,7 +3,9 @@
 Each row carries the identifier the channel needs: the openid of one app (scope =
 the app id) for WeChat messages, a SHA-256 of the E.164 phone (or of the lower-case
 e-mail) for ad platforms, the member id of one brand for POS, or just the OneID.
-Members come only from snapshots, which the consent gate already filtered.
+Members come from snapshots, and pass the consent gate again at the moment of export
+(consent may have changed since the snapshot): a download and a push log every allow
+and block, and the delivery worker checks each webhook once more when it sends it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from quanyu.audiences import service
+from quanyu.audiences import consent_gate, service
 from quanyu.audiences import sql as q
 from quanyu.audiences.models import Push, PushRequest
 from quanyu.delivery import service as delivery
@@ -50,8 +52,12 @@ def rows(
     snapshot_id: int,
     identifier: str = "oneid",
     scope: str | None = None,
+    act: str = "export",
+    act_id: str | None = None,
+    destination: str = "download",
 ) -> pa.Table:
-    """A snapshot's members as rows ``oneid`` (+ ``identifier``), by OneID number.
+    """A snapshot's members who may be reached now, as rows ``oneid`` (+ ``identifier``),
+    by OneID number. Every allow and block is logged under ``act`` and ``act_id``.
 
     Members without the identifier are left out (the channel could not reach them).
     """
@@ -63,7 +69,12 @@ def rows(
     if id_type in _SCOPED and not scope:
         what = "app id" if id_type == "openid" else "brand id"
         raise ValidationFailed(f"{identifier} needs a scope: give the {what} it belongs to")
-    _, members = service.snapshot_members(db, tenant=tenant, snapshot_id=snapshot_id)
+    snap, members = service.snapshot_members(db, tenant=tenant, snapshot_id=snapshot_id)
+    aud = service.get_audience(db, tenant=tenant, audience_id=snap.audience_id)
+    members = consent_gate.admit(
+        db, members, tenant=tenant, purpose=aud.purpose, channel=aud.channel, brands=aud.brands,
+        destination=destination, act=act, act_id=act_id or f"{aud.id}:{snapshot_id}",
+    ).members  # fmt: skip
     ids = service.members_array(members)
     if id_type is None:
         return pa.table({"oneid": [format_oneid(int(i)) for i in ids.to_numpy()]})
@@ -103,13 +114,16 @@ def push(
     and never sends again what a destination acknowledged.
     """
     snap, _ = service.latest_members(db, tenant=tenant, audience_id=audience_id)
+    aud = service.get_audience(db, tenant=tenant, audience_id=audience_id)
+    push_id = new_id("push")
     table = rows(db, resolver, tenant=tenant, snapshot_id=snap.snapshot_id,
-                 identifier=body.identifier, scope=body.scope)  # fmt: skip
+                 identifier=body.identifier, scope=body.scope, act="push", act_id=push_id,
+                 destination=body.destination_id)  # fmt: skip
     records = table.to_pylist()
     batches = [records[i : i + body.batch_size] for i in range(0, len(records), body.batch_size)]
-    push_id = new_id("push")
     payloads = [
         {"push_id": push_id, "audience_id": audience_id, "snapshot_id": snap.snapshot_id,
+         "purpose": aud.purpose, "channel": aud.channel, "brands": aud.brands,
          "identifier": body.identifier, "scope": body.scope, "batch": n + 1,
          "batches": len(batches), "records": batch}
         for n, batch in enumerate(batches)

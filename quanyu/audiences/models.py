@@ -46,6 +46,9 @@ class Count(BaseModel):
     matched: int
     excluded: int
     size: int
+    excluded_by: dict[str, int] = Field(
+        default_factory=dict, description="people kept out, by reason (consent, age, canary)"
+    )
     by_brand: dict[str, int]
     by_channel: dict[str, int]
     sample: list[str]

@@ -60,7 +60,7 @@ class IndexCache:
         with self._lock:
             found = self._built.get(tenant)
             if found is None or found[0] != version:
-                traits = sorted(_audience_traits(db, tenant) | set(consent_gate.ALL_OPT_OUT_TRAITS))
+                traits = sorted(_audience_traits(db, tenant))
                 found = (version, build(db, tenant=tenant, traits=traits), utcnow())
                 self._built[tenant] = found
         return found[1].index, found[2]
@@ -119,13 +119,16 @@ def count(db: Session, draft: AudienceDraft, *, tenant: str, cache: IndexCache =
     """A live count of a draft: matched, excluded by consent, by brand and channel, a sample."""
     started = time.perf_counter()
     node = read_rule(draft.rule)
-    consent_gate.check(draft.purpose, draft.channel)
+    consent_gate.purpose_of(db, tenant=tenant, purpose=draft.purpose, channel=draft.channel,
+                            brands=draft.brands)  # fmt: skip
     index, built_at = cache.get(db, tenant=tenant)
     matched, plan = _matches(db, index, node, tenant=tenant, brands=draft.brands)
-    admitted = consent_gate.admit(index, matched, purpose=draft.purpose, channel=draft.channel)
+    admitted = consent_gate.admit(db, matched, tenant=tenant, purpose=draft.purpose,
+                                  channel=draft.channel, brands=draft.brands)  # fmt: skip
     members = admitted.members
     return Count(
         matched=admitted.matched, excluded=admitted.excluded, size=len(members),
+        excluded_by=admitted.blocked,
         by_brand=_breakdown(index, "brand", members),
         by_channel=_breakdown(index, "channel", members),
         sample=[format_oneid(int(p)) for p in _sample(members)], plan=plan,
@@ -164,7 +167,8 @@ def _audience(row: tuple[Any, ...]) -> Audience:
 def create_audience(db: Session, body: AudienceCreate, *, tenant: str, actor: str) -> Audience:
     """Save an audience; its rule is checked now."""
     node = read_rule(body.rule)
-    consent_gate.check(body.purpose, body.channel)
+    consent_gate.purpose_of(db, tenant=tenant, purpose=body.purpose, channel=body.channel,
+                            brands=body.brands)  # fmt: skip
     now = utcnow()
     aud = Audience(
         **body.model_dump(exclude={"rule"}), rule=jsonform.to_json(node),
@@ -215,7 +219,8 @@ def materialise(db: Session, *, tenant: str, audience_id: str, reason: str = "ma
     aud = get_audience(db, tenant=tenant, audience_id=audience_id)
     index, _ = cache.get(db, tenant=tenant)
     matched, _ = _matches(db, index, read_rule(aud.rule), tenant=tenant, brands=aud.brands)
-    admitted = consent_gate.admit(index, matched, purpose=aud.purpose, channel=aud.channel)
+    admitted = consent_gate.admit(db, matched, tenant=tenant, purpose=aud.purpose,
+                                  channel=aud.channel, brands=aud.brands)  # fmt: skip
     members = admitted.members
     members.run_optimize()
     blob = members.serialize()

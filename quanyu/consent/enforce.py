@@ -6,7 +6,9 @@ admits (a person with no word is ``unknown`` and blocked); a purpose on another 
 basis admits without a grant. On top of that, every canary is blocked, a purpose may
 name the only destinations it may reach, and a marketing purpose blocks people under
 the tenant's minimum marketing age (and people whose age is unknown, while the gate is
-on). With an ``act`` it writes every allow and every block to the decision log.
+on; ages come from the ``birthday`` or ``age`` trait as the tags capability last folded
+them, within its refresh interval). With an ``act`` it writes every allow and every block
+to the decision log.
 """
 
 from __future__ import annotations

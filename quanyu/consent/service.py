@@ -112,7 +112,9 @@ def list_entities(db: Session, *, tenant: str) -> list[Entity]:
     ]
 
 
-def create_entity(db: Session, body: EntityCreate, *, tenant: str, brand_ids: set[str]) -> Entity:
+def create_entity(
+    db: Session, body: EntityCreate, *, tenant: str, brand_ids: set[str], actor: str
+) -> Entity:
     """Add a legal entity and move the brands it runs to it.
 
     Args:
@@ -137,7 +139,19 @@ def create_entity(db: Session, body: EntityCreate, *, tenant: str, brand_ids: se
         for brand in body.brands:
             db.execute(q.DELETE_BRAND_ENTITY, [tenant, brand])
             db.execute(q.INSERT_BRAND_ENTITY, [tenant, brand, entity_id])
-    return next(e for e in list_entities(db, tenant=tenant) if e.id == entity_id)
+        made = next(e for e in list_entities(db, tenant=tenant) if e.id == entity_id)
+        _audit(db, tenant, actor, "consent.entity.create", made, "legal_entity", entity_id)
+    return made
+
+
+def _audit(
+    db: Session, tenant: str, actor: str, action: str, target: Any, kind: str, target_id: str,
+    before: Any = None,
+) -> None:  # fmt: skip
+    from quanyu.tenancy.service import audit
+
+    audit(db, actor=actor, action=action, target=target, target_type=kind, target_id=target_id,
+          tenant=tenant, before=before)  # fmt: skip
 
 
 def entity_of_brands(db: Session, *, tenant: str, brands: list[str] | None) -> str:
@@ -205,7 +219,7 @@ def list_purposes(db: Session, *, tenant: str) -> list[Purpose]:
     ]
 
 
-def create_purpose(db: Session, body: PurposeCreate, *, tenant: str) -> Purpose:
+def create_purpose(db: Session, body: PurposeCreate, *, tenant: str, actor: str) -> Purpose:
     """Declare a purpose for one of the tenant's entities."""
     entity = body.entity_id or DEFAULT_ENTITY
     if entity not in {e.id for e in list_entities(db, tenant=tenant)}:
@@ -218,7 +232,9 @@ def create_purpose(db: Session, body: PurposeCreate, *, tenant: str) -> Purpose:
         raise Conflict(f"Legal entity {entity} declares purpose {body.key!r} already.")
     with db.transaction():
         _insert_purpose(db, tenant, entity, body, utcnow())
-    return get_purpose(db, tenant=tenant, ref=purpose_id)
+        made = get_purpose(db, tenant=tenant, ref=purpose_id)
+        _audit(db, tenant, actor, "consent.purpose.create", made, "purpose", purpose_id)
+    return made
 
 
 def get_purpose(db: Session, *, tenant: str, ref: str, entity: str | None = None) -> Purpose:
@@ -247,14 +263,17 @@ def get_purpose(db: Session, *, tenant: str, ref: str, entity: str | None = None
     return found[0]
 
 
-def add_notice(db: Session, body: NoticeCreate, *, tenant: str, purpose: str) -> Notice:
+def add_notice(db: Session, body: NoticeCreate, *, tenant: str, purpose: str, actor: str) -> Notice:
     """Add a version of a purpose's notice text."""
     p = get_purpose(db, tenant=tenant, ref=purpose)
     if db.one(q.GET_NOTICE, [tenant, p.id, body.version]):
         raise Conflict(f"Purpose {p.id} has notice version {body.version!r} already.")
     now = utcnow()
-    db.execute(q.INSERT_NOTICE, [tenant, p.id, body.version, body.text, now])
-    return Notice(purpose_id=p.id, version=body.version, text=body.text, created_at=now)
+    made = Notice(purpose_id=p.id, version=body.version, text=body.text, created_at=now)
+    with db.transaction():
+        db.execute(q.INSERT_NOTICE, [tenant, p.id, body.version, body.text, now])
+        _audit(db, tenant, actor, "consent.notice.create", made, "purpose", p.id)
+    return made
 
 
 def notices(db: Session, *, tenant: str, purpose: str) -> list[Notice]:
@@ -282,10 +301,12 @@ def get_settings(db: Session, *, tenant: str) -> Settings:
     return Settings(guardian_under=row[0], marketing_min_age=row[1]) if row else Settings()
 
 
-def set_settings(db: Session, body: Settings, *, tenant: str) -> Settings:
+def set_settings(db: Session, body: Settings, *, tenant: str, actor: str) -> Settings:
     """Set the tenant's age gates."""
-    ensure_defaults(db, tenant=tenant)
-    db.execute(q.SET_SETTINGS, [body.guardian_under, body.marketing_min_age, utcnow(), tenant])
+    before = get_settings(db, tenant=tenant)
+    with db.transaction():
+        db.execute(q.SET_SETTINGS, [body.guardian_under, body.marketing_min_age, utcnow(), tenant])
+        _audit(db, tenant, actor, "consent.settings.update", body, "tenant", tenant, before)
     return get_settings(db, tenant=tenant)
 
 

@@ -245,3 +245,26 @@ CANARY_PROFILES = statement(
     " JOIN id_nodes AS n ON n.key = c.subject_key AND n.tenant_id = ?"
     " WHERE c.tenant_id = ?",
 )
+INSERT_CANARY = statement(
+    "consent.insert_canary",
+    "INSERT INTO consent_canaries (tenant_id, user_id, subject_key, created_at)"
+    " VALUES (?, ?, ?, ?)",
+)
+COUNT_CANARIES = statement(
+    "consent.count_canaries", "SELECT count(*) FROM consent_canaries WHERE tenant_id = ?"
+)
+_CANARY_IDS = (
+    "SELECT n.profile_id FROM consent_canaries AS c JOIN id_nodes AS n"
+    " ON n.key = c.subject_key AND n.tenant_id = c.tenant_id WHERE c.tenant_id = ?"
+)
+CANARY_DECISION_COUNTS = statement(
+    "consent.canary_decision_counts",
+    f"SELECT decision, count(*) FROM consent_decisions WHERE tenant_id = ?"
+    f" AND profile_id IN ({_CANARY_IDS}) GROUP BY decision",
+)
+CANARY_DECISIONS = statement(
+    "consent.canary_decisions",
+    f"SELECT decided_at, profile_id, act, act_id, destination, decision, reason"
+    f" FROM consent_decisions WHERE tenant_id = ? AND profile_id IN ({_CANARY_IDS})"
+    f" ORDER BY decided_at DESC LIMIT ?",
+)

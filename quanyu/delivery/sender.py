@@ -45,6 +45,7 @@ class Due:
     attempts: int
     url: str
     sealed: bytes
+    topic: str = ""
 
 
 @dataclass(frozen=True)

@@ -253,6 +253,18 @@ def get_message(db: Session, *, tenant: str, message_id: str) -> OutboxMessage:
     return _message(row)
 
 
+def get_messages(db: Session, *, tenant: str, ids: list[str]) -> dict[str, OutboxMessage]:
+    """The tenant's messages among ``ids`` (without their bodies), by id; ids of other
+    tenants or of no message are left out."""
+    if not ids:
+        return {}
+    # as in Session.with_table: on failure the name stays registered until the session ends
+    db.register("staged_message_ids", pa.table({"id": pa.array(ids, pa.string())}))
+    rows = db.execute(q.MESSAGES_BY_IDS, [tenant])
+    db.unregister("staged_message_ids")
+    return {m.id: m for m in map(_message, rows)}
+
+
 def delivery_report(db: Session, *, tenant: str, key: str) -> DeliveryReport:
     """Every message sent under ``key`` (to any destination), oldest first, with the
     number in each status: who was told, and when."""

@@ -103,8 +103,9 @@ SKIP_PENDING = statement(
 DUE_HEADS = statement(
     "delivery.due_heads",
     "SELECT h.id, h.tenant_id, h.destination_id, h.payload, h.attempts, d.url,"
-    " d.secret_sealed"
+    " d.secret_sealed, h.topic"
     " FROM (SELECT id, seq, tenant_id, destination_id, payload, attempts, next_attempt_at,"
+    "       topic,"
     "       row_number() OVER (PARTITION BY tenant_id, destination_id, ordering_key"
     "                          ORDER BY seq) AS place"
     "       FROM delivery_outbox WHERE status = 'pending') AS h"
@@ -113,6 +114,12 @@ DUE_HEADS = statement(
     " ORDER BY h.seq LIMIT ?",
     tenant_scoped=False,
 )
+#: The body a send-time gate left of a message (what is sent from now on).
+SET_PAYLOAD = statement(
+    "delivery.set_payload",
+    "UPDATE delivery_outbox SET payload = ? WHERE tenant_id = ? AND id = ? AND status = 'pending'",
+    requires=(Capability.ROW_UPDATES,),
+)
 #: Record one attempt; a row no longer pending (requeued, skipped) is left alone.
 FINISH_ATTEMPT = statement(
     "delivery.finish_attempt",
@@ -120,4 +127,10 @@ FINISH_ATTEMPT = statement(
     " last_attempt_at = ?, last_error = ?, last_status_code = ?, response = ?, delivered_at = ?"
     " WHERE tenant_id = ? AND id = ? AND status = 'pending'",
     requires=(Capability.ROW_UPDATES,),
+)
+#: Messages by id (the ids staged as ``staged_message_ids``, one ``id`` column).
+MESSAGES_BY_IDS = statement(
+    "delivery.messages_by_ids",
+    f"SELECT {_MSG} FROM delivery_outbox WHERE tenant_id = ?"
+    " AND id IN (SELECT id FROM staged_message_ids) ORDER BY seq",
 )

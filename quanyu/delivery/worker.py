@@ -10,6 +10,12 @@ Delivery is **at least once**: a message recorded as delivered is never sent aga
 but a crash between the receiver's reply and that record sends it again after the
 restart. Receivers must treat a ``webhook-id`` they have processed as done.
 
+Messages that carry people (:data:`PERSONAL_TOPICS`) pass a *gate* of their topic
+right before each attempt (the consent check at send time, registered by the audiences
+capability): the gate returns the body to send, which may hold fewer records, or None
+to send nothing (the message is skipped). Such a message with no gate registered is
+never sent: it fails, naming the missing gate.
+
 Within one (destination, key) only the oldest pending message is ever in flight,
 so messages of a key arrive in order; different keys and destinations go out in
 parallel (``concurrency`` requests at a time).
@@ -17,12 +23,14 @@ parallel (``concurrency`` requests at a time).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import threading
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -34,6 +42,18 @@ from quanyu.engine import Engine, Session, WriteConflict
 from quanyu.ids import utcnow
 
 log = logging.getLogger("quanyu.delivery")
+
+#: Topics whose messages carry people: each needs a gate.
+PERSONAL_TOPICS = frozenset({"audience.export"})
+
+
+class Gate(Protocol):
+    """A send-time check: the body to send now, or None to send nothing."""
+
+    def __call__(
+        self, db: Session, *, tenant: str, destination_id: str, message_id: str, body: str
+    ) -> str | None: ...
+
 
 #: Due messages fetched per round of a pass.
 ROUND_SIZE = 100
@@ -85,6 +105,7 @@ def deliver_due(
     policy: Policy | None = None,
     stop: threading.Event | None = None,
     rng: random.Random | None = None,
+    gates: Mapping[str, Gate] | None = None,
 ) -> int:
     """One pass: skip messages of disabled or deleted destinations, then send every
     due message, round after round, until none is due (each at most once per pass).
@@ -97,6 +118,7 @@ def deliver_due(
         policy: timeouts, attempts and backoff (default: :class:`Policy()`).
         stop: ends the pass between rounds once set.
         rng: randomness of the backoff jitter (for reproducible tests).
+        gates: the send-time check of each topic that carries people.
 
     Returns:
         How many messages were attempted or skipped.
@@ -121,7 +143,7 @@ def deliver_due(
                     break
                 tried.update(m.id for m in due)
                 handled += len(due)
-                _round(db, pool, http, box, due, policy, now, rng)
+                _round(db, pool, http, box, due, policy, now, rng, gates or {})
     finally:
         if own:
             http.close()
@@ -137,9 +159,15 @@ def _round(
     policy: Policy,
     now: datetime | None,
     rng: random.Random | None,
+    gates: Mapping[str, Gate],
 ) -> None:
     futures: dict[Future[Outcome], Due] = {}
     for msg in due:
+        gated = _gate(db, msg, gates)
+        if isinstance(gated, Outcome):
+            _record(db, msg, gated, policy, _t(now), rng)
+            continue
+        msg = gated
         try:
             secret = box.open(msg.tenant_id, msg.destination_id, msg.sealed)
         except SecretUnreadable as e:
@@ -156,6 +184,26 @@ def _round(
         _record(db, msg, out, policy, _t(now), rng)
 
 
+def _gate(db: Session, msg: Due, gates: Mapping[str, Gate]) -> Due | Outcome:
+    """The message as its topic's gate lets it go, or the outcome that stops it."""
+    gate = gates.get(msg.topic)
+    if gate is None:
+        if msg.topic in PERSONAL_TOPICS:
+            return Outcome(MessageStatus.failed, error=f"no send-time gate for {msg.topic}:"
+                           " messages that carry people are never sent unchecked")  # fmt: skip
+        return msg
+    body = gate(db, tenant=msg.tenant_id, destination_id=msg.destination_id,
+                message_id=msg.id, body=msg.payload)  # fmt: skip
+    if body is None:
+        return Outcome(
+            MessageStatus.skipped, error="consent: every record was blocked at send time"
+        )
+    if body != msg.payload:
+        db.execute(q.SET_PAYLOAD, [body, msg.tenant_id, msg.id])
+        return dataclasses.replace(msg, payload=body)
+    return msg
+
+
 def _due(row: tuple[Any, ...]) -> Due:
     return Due(
         id=row[0],
@@ -165,6 +213,7 @@ def _due(row: tuple[Any, ...]) -> Due:
         attempts=int(row[4]),
         url=row[5],
         sealed=bytes(row[6]),
+        topic=row[7],
     )
 
 
@@ -190,8 +239,10 @@ class DeliveryWorker:
         backoff_base: float = 1.0,
         backoff_max: float = 3600.0,
         concurrency: int = 8,
+        gates: Mapping[str, Gate] | None = None,
     ) -> None:
         self._engine = engine
+        self._gates = dict(gates or {})
         self._master = master_key
         self.poll_interval = poll_interval
         self.policy = Policy(timeout, max_attempts, backoff_base, backoff_max, concurrency)
@@ -230,6 +281,7 @@ class DeliveryWorker:
             client=self._client,
             policy=self.policy,
             stop=self._stopping,
+            gates=self._gates,
         )
 
     def _run(self) -> None:

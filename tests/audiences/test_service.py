@@ -13,10 +13,14 @@ import pytest
 
 from quanyu.audiences import export, service
 from quanyu.audiences.models import AudienceCreate, AudienceDraft, PushRequest
+from quanyu.audiences.sendgate import GATES
+from quanyu.consent import decisions as decision_log
+from quanyu.consent import service as consent
+from quanyu.consent.models import Decision, Subject
 from quanyu.delivery.models import DestinationCreate, MessageStatus
 from quanyu.delivery.service import list_messages
 from quanyu.delivery.worker import deliver_due
-from quanyu.engine import Statement
+from quanyu.engine import Session, Statement
 from quanyu.errors import ValidationFailed
 from quanyu.identity.models import format_oneid
 from quanyu.identity.secrets import load_master_key
@@ -34,7 +38,7 @@ def shop(world: World) -> World:  # noqa: F811
         "mp",
         [
             identify("u1", "i1", tier="gold", phone="13812345678"),
-            identify("u2", "i2", tier="gold", phone="13912345678", sms_opt_out=True),
+            identify("u2", "i2", tier="gold", phone="13912345678"),
             identify("u3", "i3", tier="silver"),
             identify("u4", "i4", tier="gold"),
             order("u1", 100, 3, "o1"),
@@ -48,7 +52,24 @@ def shop(world: World) -> World:  # noqa: F811
             db, tag("buyer", 'count(event = "Order Completed") >= 1'), tenant=w.tenant, actor=ACTOR
         )
         tags.compute_tags(db, tenant=w.tenant, now=NOW)
+        # everyone agreed to marketing on every channel, then u2 withdrew it for SMS
+        grant(w, db, ["u1", "u2", "u3", "u4", "u5"], "granted", "*")
+        grant(w, db, ["u2"], "withdrawn", "sms")
     return w
+
+
+def grant(w: World, db: Session, users: list[str], status: str, channel: str) -> None:
+    """Record a marketing decision of each user."""
+    decisions = [
+        Decision(
+            subject=Subject(profile=format_oneid(w.person(db, u))),
+            purpose="marketing",
+            channel=channel,
+            status=status,
+        )  # type: ignore[arg-type]  # fmt: skip
+        for u in users
+    ]
+    consent.record(db, w.resolver, decisions, tenant=w.tenant, actor=ACTOR)
 
 
 def independent_count(w: World) -> int:
@@ -77,6 +98,7 @@ def test_count_gate_snapshot_overlap_and_exports(shop: World, tmp_path: Path) ->
         assert set(found.plan) == {"index"}
         wechat = AudienceDraft(rule=RULE, channel="wechat")
         assert service.count(db, wechat, tenant=w.tenant, cache=cache).size == 2
+        assert found.excluded_by == {"consent withdrawn": 1}
         with pytest.raises(ValidationFailed, match="purpose 'spam' is unknown"):
             service.count(db, AudienceDraft(rule=RULE, purpose="spam"), tenant=w.tenant)
 
@@ -139,12 +161,12 @@ def test_push_retries_a_destination_that_is_down_and_never_resends(
             )
             assert (pushed.records, pushed.batches) == (4, 2)
         for _ in range(200):
-            deliver_due(w.engine, master_key=master, policy=FAST)
+            deliver_due(w.engine, master_key=master, policy=FAST, gates=GATES)
             with w.engine.connect() as db:
                 if not list_messages(db, tenant=w.tenant, status=MessageStatus.pending):
                     break
         for _ in range(3):  # more passes send nothing again
-            deliver_due(w.engine, master_key=master, policy=FAST)
+            deliver_due(w.engine, master_key=master, policy=FAST, gates=GATES)
         receiver.assert_no_resend()
         assert receiver.acked() == pushed.message_ids  # in order, after three 503s
         got = [
@@ -158,5 +180,49 @@ def test_push_retries_a_destination_that_is_down_and_never_resends(
                 db, tenant=w.tenant, snapshot_id=pushed.snapshot_id
             )
         assert got == [format_oneid(m) for m in members] and snap.size == 4
+    finally:
+        receiver.stop()
+
+
+def test_consent_is_checked_again_when_each_webhook_is_sent(shop: World, tmp_path: Path) -> None:
+    """A withdrawal after a push was queued still stops the send; without the gate, a
+    message that carries people is never sent."""
+    w = shop
+    master = load_master_key(tmp_path)
+    receiver = Receiver(port=0).start()
+    try:
+        with w.engine.connect() as db:
+            made = DestinationCreate(name="crm", url=receiver.url)
+            dest = export.add_destination(db, made, tenant=w.tenant, master_key=master, actor=ACTOR)
+            receiver.secret = dest.secret
+            body = AudienceCreate(id="buyers", name="Buyers", rule='tag("buyer")', channel="wechat")
+            service.create_audience(db, body, tenant=w.tenant, actor=ACTOR)
+            push = PushRequest(destination_id=dest.id, batch_size=10)
+            pushed = export.push(db, w.resolver, push, tenant=w.tenant, audience_id="buyers",
+                                 actor=ACTOR)  # fmt: skip
+            assert pushed.records == 4
+            u1 = w.person(db, "u1")
+            grant(w, db, ["u1"], "withdrawn", "*")  # after the push was queued
+        deliver_due(w.engine, master_key=master, policy=FAST, gates=GATES)
+        [hit] = [h for h in receiver.hits if h.status == 200]
+        sent = [r["oneid"] for r in hit.body["data"]["records"]]
+        assert len(sent) == 3 and format_oneid(u1) not in sent
+        assert hit.body["data"]["withheld"] == 1
+        with w.engine.connect() as db:
+            [blocked] = decision_log.list_decisions(db, tenant=w.tenant, decision="block",
+                                                    act_id=pushed.message_ids[0])  # fmt: skip
+            assert (blocked.profile, blocked.reason) == (format_oneid(u1), "consent withdrawn")
+            allowed = decision_log.list_decisions(db, tenant=w.tenant, decision="allow",
+                                                  act_id=pushed.message_ids[0])  # fmt: skip
+            assert sorted(a.profile for a in allowed) == sorted(sent)
+            assert all(a.entry_seq is not None for a in allowed)
+            again = export.push(db, w.resolver, push, tenant=w.tenant, audience_id="buyers",
+                                actor=ACTOR)  # fmt: skip
+        deliver_due(w.engine, master_key=master, policy=FAST)  # no gates given
+        with w.engine.connect() as db:
+            [failed] = list_messages(db, tenant=w.tenant, status=MessageStatus.failed)
+        assert failed.id == again.message_ids[0]
+        assert "never sent unchecked" in (failed.last_error or "")
+        assert len([h for h in receiver.hits if h.status == 200]) == 1
     finally:
         receiver.stop()

@@ -87,7 +87,7 @@ def test_separate_consent_and_validation(world: World) -> None:  # noqa: F811
         assert st.status is Status.granted
         p = service.create_purpose(
             db, PurposeCreate(key="survey", name_zh="调研", name_en="Survey", valid_days=30),
-            tenant=w.tenant)  # fmt: skip
+            tenant=w.tenant, actor=ACTOR)  # fmt: skip
         service.record(db, w.resolver, [decide("u1", "granted", purpose=p.id, days_ago=40)],
                        tenant=w.tenant, actor=ACTOR)  # fmt: skip
         st = service.state(db, tenant=w.tenant, profile_id=u1, purpose="survey", channel="sms",
@@ -100,7 +100,7 @@ def test_guardian_gate(world: World) -> None:  # noqa: F811
     SCOPE["scope"] = w.sources["mp"][0]
     w.send("mp", [identify("kid", "i1", birthday=f"{NOW.year - 12}-01-01")])
     with w.engine.connect() as db:
-        service.set_settings(db, Settings(guardian_under=14), tenant=w.tenant)
+        service.set_settings(db, Settings(guardian_under=14), tenant=w.tenant, actor=ACTOR)
         with pytest.raises(ValidationFailed, match="only a guardian may consent"):
             service.record(db, w.resolver, [decide("kid", "granted")], tenant=w.tenant,
                            actor=ACTOR)  # fmt: skip

@@ -58,12 +58,12 @@ def test_a_message_is_delivered_signed_with_its_reply(
 ) -> None:
     dest = destination(store, receiver)
     receiver.reply = b"x" * 5000
-    [msg_id] = put(store, dest.id, "s1", 1, topic="audience.export")
+    [msg_id] = put(store, dest.id, "s1", 1, topic="crm.update")
     assert deliver_due(store, master_key=MASTER, policy=FAST) == 1
     assert receiver.forged == 0
     assert receiver.acked() == [msg_id]
     assert receiver.hits[0].body == {
-        "type": "audience.export",
+        "type": "crm.update",
         "timestamp": receiver.hits[0].body["timestamp"],
         "data": {"n": 0, "key": "s1"},
     }

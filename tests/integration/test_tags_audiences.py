@@ -92,6 +92,24 @@ def test_tags_and_audiences_over_http(server: Server, tenant: Tenant) -> None:
 
         draft = {"rule": 'tag("repeat") or traits.tier = "gold"', "channel": "wechat"}
         found = c.post(f"{t}/audiences/count", json=draft).json()
+        # nobody has agreed to marketing yet: consent fails closed
+        assert (found["matched"], found["size"]) == (2, 0), found
+        assert found["excluded_by"] == {"no consent recorded (unknown)": 2}
+        decisions = [
+            {"subject": {"type": "user_id", "value": u, "scope": tenant.source_id},
+             "purpose": "marketing", "channel": "wechat", "status": "granted",
+             "surface": "mini_program"}
+            for u in ("u1", "u2", "u3")
+        ]  # fmt: skip
+        recorded = c.post(f"{t}/consent/decisions", json={"decisions": decisions})
+        assert recorded.status_code == 201, recorded.text
+        assert [r["entry"]["status"] for r in recorded.json()] == ["granted"] * 3
+        u1 = recorded.json()[0]["entry"]["profile"]
+        person = c.get(f"{t}/profiles/{u1}/consent").json()
+        states = {(s["purpose_id"], s["channel"]): s["status"] for s in person["states"]}
+        assert states[("default.marketing", "wechat")] == "granted"
+        assert states[("default.ads_targeting", "*")] == "unknown"
+        found = c.post(f"{t}/audiences/count", json=draft).json()
         assert (found["matched"], found["size"]) == (2, 2), found
         aud = {"id": "vip", "name": "VIP", **draft}
         assert c.post(f"{t}/audiences", json=aud).status_code == 201
@@ -113,6 +131,11 @@ def test_tags_and_audiences_over_http(server: Server, tenant: Tenant) -> None:
             assert receiver.acked() == pushed.json()["message_ids"]
             got = receiver.hits[0].body["data"]["records"]
             assert sorted(x["oneid"] for x in got) == sorted(found["sample"])
+            log = c.get(
+                f"{t}/consent/decision-log", params={"act_id": pushed.json()["message_ids"][0]}
+            )
+            assert sorted(d["profile"] for d in log.json()) == sorted(found["sample"])
+            assert {d["decision"] for d in log.json()} == {"allow"}
         finally:
             receiver.stop()
 
@@ -125,7 +148,8 @@ def test_tags_and_audiences_over_http(server: Server, tenant: Tenant) -> None:
 
     listed = cli(server, "tags", "list", "--tenant", tenant.id)
     assert listed.returncode == 0 and "repeat" in listed.stdout, listed.stderr
-    counted = cli(server, "audiences", "count", 'tag("repeat")', "--tenant", tenant.id, "--json")
+    counted = cli(server, "audiences", "count", 'tag("repeat")', "--channel", "wechat",
+                  "--tenant", tenant.id, "--json")  # fmt: skip
     assert counted.returncode == 0 and '"size": 2' in counted.stdout, counted.stderr
     bad = cli(server, "tags", "check", "count(", "--tenant", tenant.id)
     assert bad.returncode == 1 and "line 1, column" in bad.stderr
