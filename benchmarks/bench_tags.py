@@ -48,6 +48,7 @@ from common import machine  # noqa: E402
 from quanyu.audiences import service as audiences  # noqa: E402
 from quanyu.audiences.models import AudienceCreate, AudienceDraft  # noqa: E402
 from quanyu.config import Settings  # noqa: E402
+from quanyu.consent import service as consent  # noqa: E402
 from quanyu.engine import Session  # noqa: E402
 from quanyu.ids import utcnow  # noqa: E402
 from quanyu.store import open_store  # noqa: E402
@@ -306,7 +307,35 @@ def generate(db: Session, tenant: str, profiles: int, events: int, now: datetime
         " VALUES (?, ?, 0, 1, ?)",
         [tenant, seq, now],
     )
+    t0 = time.perf_counter()
+    consent.ensure_defaults(db, tenant=tenant)
+    n = 0
+    for channel, status, where in (("*", "granted", "true"), ("sms", "withdrawn", OPTED_OUT)):
+        at = start + timedelta(days=1 if status == "granted" else 2)
+        values = {"t": tenant, "base": n, "channel": channel, "status": status, "at": at}
+        con.execute(CONSENT_SQL.replace("{where}", where), values)
+        last = "SELECT max(seq) FROM consent_ledger WHERE tenant_id = ?"
+        n = con.execute(last, [tenant]).fetchall()[0][0]
+    subjects = "SELECT tenant_id, seq, subject_key FROM consent_ledger WHERE tenant_id = ?"
+    con.execute(f"INSERT INTO consent_subjects {subjects}", [tenant])
+    con.execute("UPDATE consent_state SET next_seq = ? WHERE tenant_id = ?", [n + 1, tenant])
+    report(f"generate.consent entries={n} seconds={time.perf_counter() - t0:.1f}")
     con.execute("CHECKPOINT")
+
+
+#: The people whose ``sms_opt_out`` trait is true (person k has profile id 3k + 1).
+OPTED_OUT = "hb((profile_id - 1) // 3 * 13 + 5) % 100 < 5"
+#: Every person's marketing decision, one entry each, as a mini-program records it.
+CONSENT_SQL = """
+INSERT INTO consent_ledger (tenant_id, seq, id, purpose_id, channel, status, separate,
+    notice_version, decided_at, recorded_at, surface, actor, evidence, subject_key,
+    subject_type, profile_id, origin, source_id, message_id, recorded_by, leaf_hash)
+SELECT $t, $base + row_number() OVER (ORDER BY profile_id), 'cst_bench_' || $base || '_'
+    || profile_id, 'default.marketing', $channel, $status, false, NULL, $at, $at,
+    'mini_program', 'self', NULL, key, id_type, profile_id, 'bench', NULL, NULL, 'bench',
+    'bench'
+FROM id_nodes WHERE tenant_id = $t AND node_id = profile_id AND {where}
+"""
 
 
 INCREMENT_SQL = """

@@ -151,6 +151,7 @@ def demo(
             resolving = step("Resolving identities (OneID)", 1)
             resolved = c.post(f"/v1/tenants/{result.tenant_id}/identity/resolve")
             score = _evaluate(c, result.tenant_id, Path(result.files["truth"]))
+            captured = c.post(f"/v1/tenants/{result.tenant_id}/consent/capture")
             resolving(1)
             tagging = step("Tags and audiences", 1)
             run = _demo_tags(c, result.tenant_id)
@@ -170,6 +171,7 @@ def demo(
         f" recall {score['recall']:.4f}, F1 {score['f1']:.4f}"
     )
     out.print(f"Tags: {len(run['tags'])} computed for {run['profiles']:,} people")
+    out.print(f"Consent: {captured['entries']:,} decisions read from the events")
     _print_demo(result.as_json(), settings.base_url)
 
 
@@ -899,6 +901,10 @@ app.add_typer(destinations_app, name="destinations")
 from quanyu.cli_consent import consent_app  # noqa: E402
 
 app.add_typer(consent_app, name="consent")
+
+from quanyu.cli_privacy import privacy_app  # noqa: E402
+
+app.add_typer(privacy_app, name="privacy")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

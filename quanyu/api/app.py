@@ -22,6 +22,7 @@ from quanyu.api import (
     imports,
     ops,
     plans,
+    privacy,
     profiles,
     tags,
     tenancy,
@@ -31,6 +32,7 @@ from quanyu.api.middleware import RequestContext
 from quanyu.audiences import sendgate
 from quanyu.audiences.refresh import Refresher
 from quanyu.config import Settings, get_settings
+from quanyu.consent.capture import Capturer
 from quanyu.delivery.worker import DeliveryWorker
 from quanyu.identity.secrets import load_master_key
 from quanyu.identity.service import Resolver
@@ -77,10 +79,14 @@ def create_app(
         )
         writer.add_listener(resolver.notify)
         resolver.start()
+        capturer = Capturer(engine)
+        resolver.add_listener(capturer.notify)
+        capturer.start()
         refresher = Refresher(engine, interval=settings.refresh_interval)
         refresher.start()
         deliverer = DeliveryWorker(engine, master_key=master_key, gates=sendgate.GATES)
         deliverer.start()
+        app.state.capturer = capturer
         app.state.refresher = refresher
         app.state.deliverer = deliverer
         app.state.master_key = master_key
@@ -107,6 +113,7 @@ def create_app(
         finally:
             housekeeping.cancel()
             writer.stop()
+            capturer.stop()
             resolver.stop()
             refresher.stop()
             deliverer.stop()
@@ -137,6 +144,7 @@ def create_app(
         tenancy,
         events,
         imports,
+        privacy,
         plans,
         identity,
         profiles,

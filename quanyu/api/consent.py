@@ -3,12 +3,13 @@ person's consent and its history, the decision log, canaries."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from quanyu.api.deps import DbDep, PrincipalDep, ResolverDep, tenant_access
+from quanyu.api.deps import DbDep, EngineDep, PrincipalDep, ResolverDep, tenant_access
 from quanyu.consent import canary, decisions, service
 from quanyu.consent.models import (
     Decision,
@@ -112,6 +113,28 @@ def record(
     """Record consent decisions (all or none). Every subscriber that cares is told: the
     messages commit with the entries and the delivery worker is woken at once."""
     made = service.record(db, resolver, body.decisions, tenant=tenant_id, actor=principal.actor)
+    request.app.state.deliverer.notify()
+    return made
+
+
+class CaptureResult(BaseModel):
+    entries: int
+    invalid: int
+    dropped: int
+
+
+@router.post("/v1/tenants/{tenant_id}/consent/capture")
+async def capture(tenant_id: Write, engine: EngineDep, request: Request) -> CaptureResult:
+    """Read consent from events resolved since the last pass now (the server does this
+    after each resolution on its own)."""
+    from quanyu.consent.capture import capture_tenant
+
+    def run() -> CaptureResult:
+        with engine.connect() as db:
+            done = capture_tenant(db, tenant=tenant_id)
+        return CaptureResult(entries=done.entries, invalid=done.invalid, dropped=done.dropped)
+
+    made = await asyncio.to_thread(run)
     request.app.state.deliverer.notify()
     return made
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pyroaring import BitMap
 
 from quanyu.consent import enforce
-from quanyu.consent import service as consent
 from quanyu.consent.models import Purpose
 from quanyu.engine import Session
 from quanyu.errors import NotFound, ValidationFailed
@@ -45,9 +44,8 @@ def purpose_of(db: Session, *, tenant: str, purpose: str, channel: str,
     """The declared purpose an audience is for; refuses an unknown purpose or channel."""
     if channel not in CHANNELS:
         raise ValidationFailed(f"channel {channel!r} is unknown: use one of {', '.join(CHANNELS)}")
-    entity = consent.entity_of_brands(db, tenant=tenant, brands=brands)
     try:
-        return consent.get_purpose(db, tenant=tenant, ref=purpose, entity=entity)
+        return enforce.context(db, tenant=tenant).purpose(tenant, purpose, brands)
     except NotFound as e:  # said as a fault of the audience being checked
         raise ValidationFailed(f"purpose {purpose!r} is unknown: {e.message}") from e
 

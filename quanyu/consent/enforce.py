@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,28 +25,42 @@ from pyroaring import BitMap
 
 from quanyu.consent import sql as q
 from quanyu.consent.ledger import naive
-from quanyu.consent.models import Purpose
+from quanyu.consent.models import Purpose, Settings
 from quanyu.engine import Session
 from quanyu.errors import ValidationFailed
 from quanyu.ids import utcnow
 
-#: Seconds a tenant's computed states are reused while nothing changed (grants expire
-#: with time, so they are never reused for longer).
+#: Seconds a tenant's computed states are reused while nothing changed, for purposes
+#: whose grants expire with time (others are reused until the ledger or graph changes).
 STATES_TTL = 60.0
+#: Status codes of :class:`Standing` (index: the status).
+STATUSES = ("granted", "expired", "unknown", "denied", "withdrawn")
 
 
 @dataclass
 class Standing:
-    """Every person with a word for one purpose and channel, and what it is."""
+    """Every person with a word for one purpose and channel, sorted by person: the status
+    (a code into :data:`STATUSES`) and the entry it rests on."""
 
     profile_id: np.ndarray
-    rank: np.ndarray
-    status: list[str]
+    code: np.ndarray
     entry_seq: np.ndarray
     granted: BitMap
 
+    @property
+    def status(self) -> list[str]:
+        return [STATUSES[c] for c in self.code.tolist()]
+
     def lookup(self) -> dict[int, int]:
         return {int(p): i for i, p in enumerate(self.profile_id.tolist())}
+
+    def find(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each person in ``ids``: whether they have a word, and its position."""
+        pos = np.searchsorted(self.profile_id, ids)
+        inside = pos < len(self.profile_id)
+        hit = np.zeros(len(ids), dtype=bool)
+        hit[inside] = self.profile_id[pos[inside]] == ids[inside]
+        return hit, np.where(hit, pos, 0)
 
 
 _cache: dict[tuple[str, str, str], tuple[tuple[int, int], float, Standing]] = {}
@@ -61,26 +74,30 @@ def version(db: Session, tenant: str) -> tuple[int, int]:
 
 
 def standing(
-    db: Session, *, tenant: str, purpose_id: str, channel: str, now: datetime | None = None
-) -> Standing:
-    """The state of everyone with a word (the SQL form of the ledger's rule)."""
+    db: Session, *, tenant: str, purpose_id: str, channel: str, now: datetime | None = None,
+    ttl: float = STATES_TTL, known: tuple[int, int] | None = None,
+) -> Standing:  # fmt: skip
+    """The state of everyone with a word (the SQL form of the ledger's rule); reused
+    while the ledger and the graph stand still (``known``: their versions, when the
+    caller just read them), for at most ``ttl`` seconds."""
     key = (tenant, purpose_id, channel)
-    v = version(db, tenant)
+    v = known or version(db, tenant)
     if now is None:
         with _cache_lock:
             hit = _cache.get(key)
-        if hit is not None and hit[0] == v and time.monotonic() - hit[1] < STATES_TTL:
+        if hit is not None and hit[0] == v and time.monotonic() - hit[1] < ttl:
             return hit[2]
     at = naive(now) if now else utcnow()
     t = db.arrow(q.STATES, [at, tenant, purpose_id, channel, at, tenant, tenant])
     ids = t.column("profile_id").to_numpy().astype(np.int64)
-    rank = t.column("rank").to_numpy()
+    order = np.argsort(ids, kind="stable")
+    codes = {s: i for i, s in enumerate(STATUSES)}
+    code = np.array([codes[x] for x in t.column("status").to_pylist()], dtype=np.int8)[order]
     found = Standing(
-        profile_id=ids,
-        rank=rank,
-        status=t.column("status").to_pylist(),
-        entry_seq=t.column("entry_seq").to_numpy(),
-        granted=BitMap(ids[rank == 0].astype(np.uint32)),
+        profile_id=ids[order],
+        code=code,
+        entry_seq=t.column("entry_seq").to_numpy().astype(np.int64)[order],
+        granted=BitMap(ids[order][code == 0].astype(np.uint32)),
     )
     if now is None:
         with _cache_lock:
@@ -115,6 +132,50 @@ def canaries(db: Session, *, tenant: str) -> BitMap:
     return BitMap(int(r[0]) for r in db.execute(q.CANARY_PROFILES, [tenant, tenant]))
 
 
+@dataclass(frozen=True)
+class Context:
+    """What enforcement reads of a tenant besides the ledger, as of one version."""
+
+    version: tuple[Any, ...]
+    purposes: list[Purpose]
+    brand_entity: dict[str, str]
+    settings: Settings
+    canaries: BitMap
+
+    def purpose(self, tenant: str, ref: str, brands: list[str] | None) -> Purpose:
+        """The purpose ``ref`` of the entity that runs ``brands``."""
+        from quanyu.consent.service import entity_for, find_purpose
+
+        entity = entity_for(self.brand_entity, brands)
+        return find_purpose(self.purposes, tenant=tenant, ref=ref, entity=entity)
+
+
+_contexts: dict[str, Context] = {}
+
+
+def context(db: Session, *, tenant: str) -> Context:
+    """The tenant's purposes, brand map, settings and canaries; read again only when one
+    of them (or the ledger, or the graph) changed."""
+    from quanyu.consent import service
+
+    v = tuple(db.one(q.CONFIG_VERSION, [tenant] * 6) or ())
+    with _cache_lock:
+        found = _contexts.get(tenant)
+    if found is not None and found.version == v and v[0]:
+        return found
+    service.ensure_defaults(db, tenant=tenant)
+    made = Context(
+        version=tuple(db.one(q.CONFIG_VERSION, [tenant] * 6) or ()),
+        purposes=service.list_purposes(db, tenant=tenant),
+        brand_entity={b: e for e, b in db.execute(q.ENTITY_BRANDS, [tenant])},
+        settings=service.get_settings(db, tenant=tenant),
+        canaries=canaries(db, tenant=tenant),
+    )
+    with _cache_lock:
+        _contexts[tenant] = made
+    return made
+
+
 def _ages(db: Session, tenant: str, people: BitMap) -> dict[int, int]:
     from quanyu.consent.service import age_on
     from quanyu.tags.service import trait_values
@@ -128,6 +189,33 @@ def _ages(db: Session, tenant: str, people: BitMap) -> dict[int, int]:
             if a is not None:
                 out[int(pid)] = a
     return out
+
+
+class _Blocks:
+    """Who is blocked and why: the first reason found for a person stands."""
+
+    def __init__(self) -> None:
+        self.taken = BitMap()
+        self.groups: list[tuple[str, np.ndarray, np.ndarray | None]] = []
+
+    def add(self, people: BitMap, reason: str, seqs: np.ndarray | None = None,
+            ids: np.ndarray | None = None) -> None:  # fmt: skip
+        fresh = people - self.taken
+        if not fresh:
+            return
+        if ids is None or len(fresh) != len(people):
+            keep = np.array(fresh.to_array(), dtype=np.int64)
+            if ids is not None and seqs is not None:
+                seqs = seqs[np.isin(ids, keep)]
+            ids = keep
+        self.taken |= fresh
+        self.groups.append((reason, ids, seqs))
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for reason, ids, _ in self.groups:
+            out[reason] = out.get(reason, 0) + len(ids)
+        return out
 
 
 def admit(
@@ -145,42 +233,35 @@ def admit(
     """The people of ``matched`` who may be reached for ``purpose`` on ``channel`` (at
     ``destination``), decided now. With ``act`` (``export``, ``push``, ``send`` ...),
     every allow and block is written to the decision log under ``act_id``."""
-    from quanyu.consent.service import get_settings
-
-    reasons: dict[int, tuple[str, int | None]] = {}
-
-    def block(people: Iterable[int], reason: str, seq: Any = None) -> None:
-        for pid in people:
-            reasons.setdefault(int(pid), (reason, seq))
-
+    ctx = context(db, tenant=tenant)
+    blocks = _Blocks()
     allowed_to = purpose.destinations
     if destination is not None and allowed_to is not None and destination not in allowed_to:
-        block(matched, f"purpose {purpose.id} may not reach destination {destination}")
-    block(matched & canaries(db, tenant=tenant), "canary: opted out of everything")
-    st = standing(db, tenant=tenant, purpose_id=purpose.id, channel=channel, now=now)
+        blocks.add(matched, f"purpose {purpose.id} may not reach destination {destination}")
+    blocks.add(matched & ctx.canaries, "canary: opted out of everything")
+    ttl = STATES_TTL if purpose.valid_days is not None else float("inf")
+    st = standing(db, tenant=tenant, purpose_id=purpose.id, channel=channel, now=now, ttl=ttl,
+                  known=(int(ctx.version[0]), int(ctx.version[1])))  # fmt: skip
     if purpose.legal_basis == "consent":
-        where = st.lookup()
-        for pid in matched - st.granted:
-            i = where.get(pid)
-            if i is None:
-                block([pid], "no consent recorded (unknown)")
-            else:
-                block([pid], f"consent {st.status[i]}", int(st.entry_seq[i]))
-    settings = get_settings(db, tenant=tenant)
-    if purpose.marketing and settings.marketing_min_age is not None:
+        ids = np.array((matched - st.granted - blocks.taken).to_array(), dtype=np.int64)
+        hit, pos = st.find(ids)
+        blocks.add(BitMap(ids[~hit].astype(np.uint32)), "no consent recorded (unknown)")
+        for code in np.unique(st.code[pos[hit]]).tolist():
+            sel = hit.copy()
+            sel[hit] = st.code[pos[hit]] == code
+            blocks.add(BitMap(ids[sel].astype(np.uint32)), f"consent {STATUSES[code]}",
+                       st.entry_seq[pos[sel]], ids[sel])  # fmt: skip
+    if purpose.marketing and ctx.settings.marketing_min_age is not None:
+        young = ctx.settings.marketing_min_age
         ages = _ages(db, tenant, matched)
-        young = settings.marketing_min_age
-        block((p for p in matched if p not in ages), f"age unknown; marketing needs {young}+")
-        block((p for p, a in ages.items() if a < young), f"under {young}: no marketing")
-    members = matched - BitMap(reasons)
-    counts: dict[str, int] = {}
-    for reason, _ in reasons.values():
-        counts[reason] = counts.get(reason, 0) + 1
+        blocks.add(matched - BitMap(ages), f"age unknown; marketing needs {young}+")
+        blocks.add(BitMap(p for p, a in ages.items() if a < young), f"under {young}: no marketing")
+    members = matched - blocks.taken
     if act is not None:
         log_decisions(db, tenant=tenant, act=act, act_id=act_id or act, purpose=purpose,
                       channel=channel, destination=destination or act, members=members,
-                      reasons=reasons, standing=st)  # fmt: skip
-    return Admitted(members, len(matched), len(reasons), purpose.id, channel, counts)
+                      blocks=blocks, standing=st)  # fmt: skip
+    return Admitted(members, len(matched), len(blocks.taken), purpose.id, channel, blocks.counts())
 
 
 def log_decisions(
@@ -193,24 +274,26 @@ def log_decisions(
     channel: str,
     destination: str,
     members: BitMap,
-    reasons: dict[int, tuple[str, int | None]],
+    blocks: _Blocks,
     standing: Standing,
 ) -> int:
     """Write one decision per person: allows (with the grant they rest on) and blocks."""
-    where = standing.lookup()
     allowed = np.array(members.to_array(), dtype=np.int64)
-    seqs = [
-        int(standing.entry_seq[where[p]]) if p in where else None for p in allowed.tolist()
-    ] if purpose.legal_basis == "consent" else [None] * len(allowed)  # fmt: skip
-    basis = (
-        "consent granted"
-        if purpose.legal_basis == "consent"
-        else f"legal basis {purpose.legal_basis}"
-    )
-    blocked = sorted(reasons)
-    n = len(allowed) + len(blocked)
+    consent = purpose.legal_basis == "consent"
+    basis = "consent granted" if consent else f"legal basis {purpose.legal_basis}"
+    seqs = [np.full(len(allowed), -1, dtype=np.int64)]
+    if consent:
+        hit, pos = standing.find(allowed)
+        seqs[0] = np.where(hit, standing.entry_seq[pos], -1)
+    people, reasons = [allowed], [basis] * len(allowed)
+    for reason, ids, found in blocks.groups:
+        people.append(ids)
+        reasons += [reason] * len(ids)
+        seqs.append(found if found is not None else np.full(len(ids), -1, dtype=np.int64))
+    n = len(reasons)
     if n == 0:
         return 0
+    seq = np.concatenate(seqs)
     now = utcnow()
     table = pa.table(
         {
@@ -218,13 +301,13 @@ def log_decisions(
             "decided_at": pa.array([now] * n, pa.timestamp("us")),
             "act": pa.array([act] * n),
             "act_id": pa.array([act_id] * n),
-            "profile_id": pa.array(np.concatenate([allowed, np.array(blocked, dtype=np.int64)])),
+            "profile_id": pa.array(np.concatenate(people)),
             "purpose_id": pa.array([purpose.id] * n),
             "channel": pa.array([channel] * n),
             "destination": pa.array([destination] * n),
-            "decision": pa.array(["allow"] * len(allowed) + ["block"] * len(blocked)),
-            "reason": pa.array([basis] * len(allowed) + [reasons[p][0] for p in blocked]),
-            "entry_seq": pa.array(seqs + [reasons[p][1] for p in blocked], pa.int64()),
+            "decision": pa.array(["allow"] * len(allowed) + ["block"] * (n - len(allowed))),
+            "reason": pa.array(reasons),
+            "entry_seq": pa.array(seq, mask=seq < 0),
         }
     )
     return db.with_table("staged_decisions", table, q.INSERT_DECISIONS)

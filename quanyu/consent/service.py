@@ -161,7 +161,11 @@ def entity_of_brands(db: Session, *, tenant: str, brands: list[str] | None) -> s
         ValidationFailed: the brands belong to different entities.
     """
     ensure_defaults(db, tenant=tenant)
-    mapped = {b: e for e, b in db.execute(q.ENTITY_BRANDS, [tenant])}
+    return entity_for({b: e for e, b in db.execute(q.ENTITY_BRANDS, [tenant])}, brands)
+
+
+def entity_for(mapped: dict[str, str], brands: list[str] | None) -> str:
+    """:func:`entity_of_brands` given the brand -> entity map."""
     found = {mapped.get(b, DEFAULT_ENTITY) for b in brands or []} or {DEFAULT_ENTITY}
     if len(found) > 1:
         raise ValidationFailed(
@@ -245,7 +249,13 @@ def get_purpose(db: Session, *, tenant: str, ref: str, entity: str | None = None
         NotFound: no such purpose.
         ValidationFailed: several entities declare the key.
     """
-    purposes = list_purposes(db, tenant=tenant)
+    return find_purpose(list_purposes(db, tenant=tenant), tenant=tenant, ref=ref, entity=entity)
+
+
+def find_purpose(
+    purposes: list[Purpose], *, tenant: str, ref: str, entity: str | None = None
+) -> Purpose:
+    """:func:`get_purpose` among ``purposes``."""
     found = [p for p in purposes if p.id == ref]
     if not found:
         found = [p for p in purposes if p.key == ref and entity in (None, p.entity_id)]

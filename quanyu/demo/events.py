@@ -29,12 +29,15 @@ from quanyu.demo.reference import (
     _BRAND_CODES,
     _CHANNELS,
     _CITIES,
+    _CONSENT_CTX,
+    _CONSENT_KV,
     _GIVEN_PARTNER,
     _JUNK_EMAILS,
     _JUNK_PHONE,
     _K_ADD,
     _K_AUTH,
     _K_CLICK,
+    _K_CONSENT,
     _K_DETAIL,
     _K_IDENTIFY,
     _K_LANDING,
@@ -48,7 +51,7 @@ from quanyu.demo.reference import (
     _TMALL,
     Arr,
 )
-from quanyu.demo.sessions import _Events, _Sessions
+from quanyu.demo.sessions import _Events, _mix, _Sessions
 
 
 def _identify_traits(pp: _People, fr: _Fragments, ss: _Sessions, sess: Arr) -> Any:
@@ -77,8 +80,9 @@ def _identify_traits(pp: _People, fr: _Fragments, ss: _Sessions, sess: Arr) -> A
 
 
 def _properties(
-    fr: _Fragments, ss: _Sessions, tb: _Tables, sess: Arr, kind: Arr, product: Arr
-) -> Any:
+    fr: _Fragments, ss: _Sessions, tb: _Tables, sess: Arr, kind: Arr, product: Arr,
+    consent: Arr,
+) -> Any:  # fmt: skip
     p, ch, b, camp = ss.person[sess], ss.channel[sess], ss.brand[sess], ss.campaign[sess]
     scan = (kind == _K_SCAN) | (kind == _K_AUTH)
     serial = _cat(_lookup(_BRAND_CODES, b[scan]), _ints((sess[scan] * 7919 + 1234567) % 10**12, 12))
@@ -123,6 +127,7 @@ def _properties(
         _scatter(order_kv, order),
         _masked(pa.array([',"currency":"CNY"']), np.zeros(len(kind), np.int64), priced | order),
         _scatter(signup_kv, signup),
+        _masked(pa.array(_CONSENT_KV), consent, kind == _K_CONSENT),
         _masked(fr.store_kv, p, (ch == _POS) & (order | signup)),
         "}",
     )
@@ -141,6 +146,7 @@ def _context(
     pos_traits = _tpl(',"traits":{"phone":"%s",%s}', phone, member_kv)
     app = ss.openid_app[sess]
     wechat = app >= 0
+    consent_sdk = (ch == _MINI) & (_mix(p * 3 + b) % 10 < 3)
     dev = ss.device[sess]
     # alternatives share one table and exclude each other per row: one take, no coalesce
     return _join(
@@ -151,6 +157,8 @@ def _context(
         _masked(fr.ext_tail, np.where(ss.union[sess], p, n), wechat),
         _masked(fr.device_ctx, dev, dev >= 0),
         _masked(tb.campaign_ctx, ss.campaign[sess], ch == _OA),
+        # a share of mini-program users' SDKs send Segment's consent object on every call
+        _masked(pa.array([_CONSENT_CTX]), np.zeros(len(sess), np.int64), consent_sdk),
         ',"locale":"zh-CN"}',
     )
 
@@ -198,7 +206,7 @@ def _event_chunk(
         _masked(fr.user_id, np.where(member, b * pp.n + p, 3 * pp.n + p), member | tmall),
         _masked(fr.anon_id, np.where(junk >= 0, 3 * pp.n + junk, dev), dev >= 0),
         pa.array(ev.ts[lo:hi], type=pa.timestamp("us", tz="UTC")),
-        _properties(fr, ss, tb, sess, kind, product),
+        _properties(fr, ss, tb, sess, kind, product, ev.consent[lo:hi]),
         _scatter(_identify_traits(pp, fr, ss, sess[identify]), identify),
         _context(pp, fr, ss, tb, sess, member),
     ]

@@ -26,7 +26,7 @@ from quanyu.demo.fragments import _fragments, _tables
 from quanyu.demo.people import _make_people
 from quanyu.demo.profiles import _profiles
 from quanyu.demo.reference import _DAY_US, DEMO_BRANDS, DEMO_SOURCES, DemoSource
-from quanyu.demo.sessions import _make_events, _make_sessions
+from quanyu.demo.sessions import _add_consent, _make_events, _make_sessions
 
 __all__ = ["DEMO_BRANDS", "DEMO_SOURCES", "DemoData", "DemoSource", "generate"]
 
@@ -88,6 +88,7 @@ def generate(
     ss = _make_sessions(rng, pp, start, start_us, days)
     ev = _make_events(rng, ss, start_us + days * _DAY_US)
     profiles, profile_person = _profiles(rng, pp, ss, seed, start_us, days)
+    ev = _add_consent(ss, ev, start_us + days * _DAY_US)  # draws nothing from rng
 
     # No randomness below: chunks are independent and Arrow kernels release the GIL.
     tb = _tables()

@@ -222,9 +222,22 @@ _KINDS: tuple[tuple[str, str | None, str | None], ...] = (
     ("track", "Product Viewed", None),
     ("track", "Product Added", None),
     ("track", "Order Completed", None),
+    ("track", "Consent Updated", None),
 )
 _K_CLICK, _K_LANDING, _K_SCAN, _K_AUTH, _K_HOME, _K_IDENTIFY = range(6)
-_K_SIGNUP, _K_DETAIL, _K_VIEW, _K_ADD, _K_ORDER = range(6, len(_KINDS))
+_K_SIGNUP, _K_DETAIL, _K_VIEW, _K_ADD, _K_ORDER, _K_CONSENT = range(6, len(_KINDS))
+# Consent decisions the touchpoints send (``Consent Updated`` properties), by variant:
+# a mini-program's marketing grant on WeChat or SMS, its later withdrawal, and a counter
+# sign-up's SMS grant. The surface comes from the source.
+_CONSENT_KV = tuple(
+    f',"purpose":"marketing","channel":"{c}","status":"{s}"'
+    for s, c in (("granted", "wechat"), ("granted", "sms"), ("withdrawn", "wechat"),
+                 ("withdrawn", "sms"), ("granted", "sms"))
+)  # fmt: skip
+_CONSENT_POS = 4
+# Segment's consent object a share of mini-program users' SDKs send on every call.
+_CONSENT_CTX = ',"consent":{"categoryPreferences":{"Analytics":true,"Advertising":false}}'
+
 # A session is a run of slots in this order; a slot repeats 0..k times and each repeat
 # emits one or two kinds (a product view is a Product Detail screen plus Product Viewed).
 _SLOT_KINDS = np.array(

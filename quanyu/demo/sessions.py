@@ -15,10 +15,13 @@ from quanyu.demo.people import _People
 from quanyu.demo.reference import (
     _CAMPAIGN_FACTOR,
     _CAMPAIGNS,
+    _CONSENT_POS,
     _CST_S,
     _DAY_US,
     _HOURS_ONLINE,
     _HOURS_STORE,
+    _K_CONSENT,
+    _K_SIGNUP,
     _MINI,
     _OA,
     _PHONE_P_APP,
@@ -210,6 +213,7 @@ class _Events:
     kind: Arr
     product: Arr
     ts: Arr
+    consent: Arr  # index into _CONSENT_KV for Consent Updated events, -1 elsewhere
 
 
 def _make_events(rng: np.random.Generator, ss: _Sessions, end_us: int) -> _Events:
@@ -228,4 +232,38 @@ def _make_events(rng: np.random.Generator, ss: _Sessions, end_us: int) -> _Event
     first = np.searchsorted(session, np.arange(n_sessions))
     ts = np.minimum(ss.begin[session] + elapsed - elapsed[first][session], end_us - 1)
     order = np.argsort(ts, kind="stable")
-    return _Events(session[order], kind[order], product[order], ts[order])
+    none = np.full(len(order), -1, dtype=np.int64)
+    return _Events(session[order], kind[order], product[order], ts[order], none)
+
+
+def _mix(x: Arr) -> Arr:
+    """A fixed scramble of integers (Knuth's multiplicative hash), for choices that must
+    not draw from the random stream."""
+    out: Arr = (x.astype(np.uint64) * np.uint64(2654435761) + np.uint64(40503)) % np.uint64(1 << 32)
+    return out.astype(np.int64)
+
+
+def _add_consent(ss: _Sessions, ev: _Events, end_us: int) -> _Events:
+    """Consent decisions as the touchpoints send them: about 60% of mini-program members
+    grant marketing (on WeChat or SMS) as they sign up, about 8% of those withdraw it 1-45
+    days later, and every counter sign-up grants SMS marketing.
+
+    Chosen by a hash of person and brand, not the random stream, so every other column
+    stays as it was.
+    """
+    at = np.flatnonzero(ev.kind == _K_SIGNUP)
+    sess = ev.session[at]
+    h = _mix(ss.person[sess] * 3 + ss.brand[sess])
+    mini = (ss.channel[sess] == _MINI) & (h % 100 < 60)
+    pos = ss.channel[sess] == _POS
+    grant = mini | pos
+    variant = np.where(pos, _CONSENT_POS, (h // 100) % 2)
+    later = ev.ts[at] + (1 + (h // 200) % 45) * _DAY_US
+    quit_ = mini & ((h // 10_000) % 100 < 8) & (later < end_us)
+    session = np.concatenate([ev.session, sess[grant], sess[quit_]])
+    ts = np.concatenate([ev.ts, np.minimum(ev.ts[at][grant] + 1, end_us - 1), later[quit_]])
+    kind = np.concatenate([ev.kind, np.full(grant.sum() + quit_.sum(), _K_CONSENT, ev.kind.dtype)])
+    product = np.concatenate([ev.product, ss.product[sess[grant]], ss.product[sess[quit_]]])
+    consent = np.concatenate([ev.consent, variant[grant], variant[quit_] + 2])
+    order = np.argsort(ts, kind="stable")
+    return _Events(session[order], kind[order], product[order], ts[order], consent[order])

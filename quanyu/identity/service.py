@@ -88,6 +88,11 @@ class Resolver:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._seen_seq = 0
+        self._listeners: list[Callable[[], None]] = []
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after each catch-up that resolved events (consent capture)."""
+        self._listeners.append(listener)
 
     # --- background ---------------------------------------------------------------------
     def notify(self, _seq: int = 0) -> None:
@@ -226,6 +231,9 @@ class Resolver:
                 report.add(self._catch_up(db, tenant))
             if tenant_id is None:
                 self._seen_seq = top
+        if report.events:
+            for listener in self._listeners:
+                listener()
         return report
 
     def _catch_up(self, db: Session, tenant_id: str) -> ResolveReport:

@@ -5,6 +5,10 @@ Identity resolves events in commit order and numbers every change of a person
 the facts of changed persons to their identifiers' current person, then records how
 far it got, so each fold does only new work. It returns the persons whose facts
 changed: an incremental tag computation recomputes those.
+
+Collection is enforced here: facts of a person who withdrew (or refused) the purpose
+collection rests on, dated after their decision, are deleted on every fold
+(:func:`quanyu.consent.collection.withheld`), so no rule or audience uses them.
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ def fold(db: Session, *, tenant: str) -> Fold:
     Returns:
         The commits folded, the facts added and the persons whose facts changed.
     """
+    from quanyu.consent.collection import withheld
+
+    held = withheld(db, tenant)
     with db.transaction():
         seq, change, _ = state(db, tenant=tenant)
         progress = db.one(q.IDENTITY_PROGRESS, [tenant])
@@ -74,6 +81,13 @@ def fold(db: Session, *, tenant: str) -> Fold:
             added = int(res[0][0]) if res else 0
             if added:
                 fresh = db.arrow(q.FOLDED_PERSONS, [tenant, seq, upto]).column(0).to_numpy()
+        hidden = np.zeros(0, np.int64)
+        if held.num_rows:
+            db.register("tag_withheld", held)
+            hidden = db.arrow(q.WITHHELD_PERSONS, [tenant]).column(0).to_numpy().astype(np.int64)
+            if len(hidden):
+                db.execute(q.DROP_WITHHELD_FACTS, [tenant])
+            db.unregister("tag_withheld")
         db.execute(q.SET_FOLDED, [max(upto, seq), max(next_change, change), utcnow(), tenant])
-    persons = np.unique(np.concatenate([affected, fresh.astype(np.int64)]))
+    persons = np.unique(np.concatenate([affected, fresh.astype(np.int64), hidden]))
     return Fold(seq, max(upto, seq), added, persons)

@@ -92,6 +92,21 @@ FOLDED_PERSONS = statement(
     " AND commit_seq <= ?",
 )
 
+#: Persons with facts dated after they withdrew the purpose collection rests on (staged
+#: as ``tag_withheld``: profile_id, since).
+WITHHELD_PERSONS = statement(
+    "tags.withheld_persons",
+    "SELECT DISTINCT f.profile_id FROM event_facts AS f"
+    " JOIN tag_withheld AS w ON w.profile_id = f.profile_id"
+    " WHERE f.tenant_id = ? AND f.ts > w.since",
+)
+#: Those facts go: collection consent is enforced before any rule reads them.
+DROP_WITHHELD_FACTS = statement(
+    "tags.drop_withheld_facts",
+    "DELETE FROM event_facts WHERE tenant_id = ? AND EXISTS (SELECT 1 FROM tag_withheld AS w"
+    " WHERE w.profile_id = event_facts.profile_id AND event_facts.ts > w.since)",
+)
+
 # -- taxonomy -------------------------------------------------------------------------------
 INSERT_CATEGORY = statement(
     "tags.insert_category",

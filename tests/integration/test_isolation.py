@@ -54,6 +54,10 @@ def world(server: Server) -> World:
             "profile_id": "P0",
             "key": "rfm_r",
             "audience_id": "vip",
+            "request_id": "prq_0",
+            "purpose": "marketing",
+            "seq": "1",
+            "subscriber_id": "sub_0",
         },
     )
 
