@@ -16,6 +16,7 @@ from quanyu import __version__
 from quanyu.api import (
     audiences,
     consent,
+    consent_subscribers,
     errors,
     events,
     identity,
@@ -151,6 +152,7 @@ def create_app(
         tags,
         audiences,
         consent,
+        consent_subscribers,
         ops,
     ):
         app.include_router(module.router)

@@ -76,6 +76,15 @@ def canonical(obj: Any) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
 
 
+def subject_digest(key: str) -> str:
+    """What the ledger keeps of a subject: a SHA-256 of its identifier's graph key (the
+    key itself, which for user ids and openids holds the value, stays in
+    ``consent_subjects``, where an erasure can reach it without touching the ledger)."""
+    if key.startswith("sha256:"):  # a stored entry's subject: digested already
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
 def leaf_hash(data: bytes) -> str:
     """RFC 9162 leaf hash, SHA-256(0x00 || data), in hex."""
     return hashlib.sha256(b"\x00" + data).hexdigest()
@@ -83,7 +92,7 @@ def leaf_hash(data: bytes) -> str:
 
 def leaf_data(tenant: str, seq: int, e: NewEntry, entry_id: str, recorded_at: datetime) -> bytes:
     """The canonical JSON a ledger entry's leaf hashes: the entry without personal data
-    (the subject is its identifier's keyed hash)."""
+    (the subject is a digest of its identifier's graph key)."""
     return canonical(
         {
             "kind": "consent",
@@ -100,7 +109,7 @@ def leaf_data(tenant: str, seq: int, e: NewEntry, entry_id: str, recorded_at: da
             "surface": e.surface,
             "actor": e.actor,
             "evidence": e.evidence,
-            "subject": e.subject_key,
+            "subject": subject_digest(e.subject_key),
         }
     )
 
@@ -142,7 +151,7 @@ def append(db: Session, tenant: str, entries: Sequence[NewEntry]) -> list[Entry]
             "channel": e.channel, "status": e.status, "separate": e.separate,
             "notice_version": e.notice_version, "decided_at": e.decided_at, "recorded_at": now,
             "surface": e.surface, "actor": e.actor, "evidence": e.evidence,
-            "subject_key": e.subject_key, "subject_type": e.subject_type,
+            "subject_key": subject_digest(e.subject_key), "subject_type": e.subject_type,
             "profile_id": e.profile_id, "origin": e.origin, "source_id": e.source_id,
             "message_id": e.message_id, "recorded_by": e.recorded_by, "leaf_hash": leaf,
         }  # fmt: skip

@@ -208,11 +208,6 @@ def test_deletion_leaves_no_byte_of_the_person(shop: World) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="a consent entry whose subject is a non-PII identifier (here the user id, the"
-    " OneID's root) keeps that identifier in its leaf: the ledger should hash every subject",
-)
 def test_deletion_of_a_person_whose_consent_names_their_user_id(world: World) -> None:  # noqa: F811
     w = world
     w.send("mp", person_events(ZHANG, "1"))
