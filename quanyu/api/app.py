@@ -80,13 +80,13 @@ def create_app(
         )
         writer.add_listener(resolver.notify)
         resolver.start()
-        capturer = Capturer(engine)
+        deliverer = DeliveryWorker(engine, master_key=master_key, gates=sendgate.GATES)
+        deliverer.start()
+        capturer = Capturer(engine, on_change=deliverer.notify)
         resolver.add_listener(capturer.notify)
         capturer.start()
         refresher = Refresher(engine, interval=settings.refresh_interval)
         refresher.start()
-        deliverer = DeliveryWorker(engine, master_key=master_key, gates=sendgate.GATES)
-        deliverer.start()
         app.state.capturer = capturer
         app.state.refresher = refresher
         app.state.deliverer = deliverer

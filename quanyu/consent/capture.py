@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -402,9 +403,12 @@ class Capturer:
     """A daemon thread capturing consent from events whenever identity resolved more
     (woken by :meth:`notify`, and every ``interval`` seconds regardless)."""
 
-    def __init__(self, engine: Engine, *, interval: float = 5.0) -> None:
+    def __init__(
+        self, engine: Engine, *, interval: float = 5.0, on_change: Callable[[], None] | None = None
+    ) -> None:
         self._engine = engine
         self.interval = interval
+        self._on_change = on_change
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="quanyu-consent", daemon=True)
@@ -427,9 +431,12 @@ class Capturer:
     def run_once(self) -> int:
         """One pass over every tenant behind; returns the entries appended."""
         try:
-            return capture_pending(self._engine)
+            appended = capture_pending(self._engine)
         finally:
             self.passes += 1
+        if appended and self._on_change is not None:
+            self._on_change()  # subscribers hear of the new entries at once
+        return appended
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 
@@ -25,13 +26,19 @@ USER_AGENT = {"user-agent": f"quanyu-webhooks/{__version__}"}
 
 @dataclass(frozen=True)
 class Policy:
-    """How the worker sends: request timeout (s), attempts, backoff (s), parallel requests."""
+    """How the worker sends: request timeout (s), attempts, backoff (s), parallel requests.
+
+    A message fails only once it has had ``max_attempts`` attempts *and* is
+    ``give_up_after`` seconds old, so a receiver that is down for hours still gets every
+    message, in order, when it comes back (retries are at most ``backoff_max`` apart).
+    """
 
     timeout: float = 10.0
     max_attempts: int = 8
     backoff_base: float = 1.0
-    backoff_max: float = 3600.0
+    backoff_max: float = 300.0
     concurrency: int = 8
+    give_up_after: float = 3 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,7 @@ class Due:
     url: str
     sealed: bytes
     topic: str = ""
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -103,9 +103,9 @@ SKIP_PENDING = statement(
 DUE_HEADS = statement(
     "delivery.due_heads",
     "SELECT h.id, h.tenant_id, h.destination_id, h.payload, h.attempts, d.url,"
-    " d.secret_sealed, h.topic"
+    " d.secret_sealed, h.topic, h.created_at"
     " FROM (SELECT id, seq, tenant_id, destination_id, payload, attempts, next_attempt_at,"
-    "       topic,"
+    "       topic, created_at,"
     "       row_number() OVER (PARTITION BY tenant_id, destination_id, ordering_key"
     "                          ORDER BY seq) AS place"
     "       FROM delivery_outbox WHERE status = 'pending') AS h"

@@ -3,7 +3,8 @@
 A message is POSTed with its stored body and Standard Webhooks headers, re-signed at
 each attempt (:mod:`quanyu.delivery.sender` says which replies deliver, retry or fail).
 Retries wait an exponential delay with full jitter (a ``Retry-After`` in seconds is
-honoured, up to ``backoff_max``), until ``max_attempts``; then the message fails.
+honoured, up to ``backoff_max``), until the message has had ``max_attempts`` and is
+``give_up_after`` old; then it fails (:class:`~quanyu.delivery.sender.Policy`).
 Messages of a disabled or deleted destination are skipped.
 
 Delivery is **at least once**: a message recorded as delivered is never sent again,
@@ -66,7 +67,11 @@ def _record(
     attempts = msg.attempts + 1
     status, error, upcoming = out.status, out.error, when
     if status is MessageStatus.pending:
-        if attempts >= policy.max_attempts:
+        old = (
+            msg.created_at is None
+            or (when - msg.created_at).total_seconds() >= policy.give_up_after
+        )
+        if attempts >= policy.max_attempts and old:
             status, error = MessageStatus.failed, f"gave up after {attempts} attempts: {error}"
         else:
             delay = backoff(attempts, policy, rng)
@@ -214,6 +219,7 @@ def _due(row: tuple[Any, ...]) -> Due:
         url=row[5],
         sealed=bytes(row[6]),
         topic=row[7],
+        created_at=row[8],
     )
 
 
@@ -237,15 +243,18 @@ class DeliveryWorker:
         timeout: float = 10.0,
         max_attempts: int = 8,
         backoff_base: float = 1.0,
-        backoff_max: float = 3600.0,
+        backoff_max: float = 300.0,
         concurrency: int = 8,
+        give_up_after: float = 3 * 86400.0,
         gates: Mapping[str, Gate] | None = None,
     ) -> None:
         self._engine = engine
         self._gates = dict(gates or {})
         self._master = master_key
         self.poll_interval = poll_interval
-        self.policy = Policy(timeout, max_attempts, backoff_base, backoff_max, concurrency)
+        self.policy = Policy(
+            timeout, max_attempts, backoff_base, backoff_max, concurrency, give_up_after
+        )
         self._client = httpx.Client(timeout=timeout, headers=USER_AGENT)
         self._wake = threading.Event()
         self._stopping = threading.Event()

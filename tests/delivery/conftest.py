@@ -28,7 +28,7 @@ from quanyu.store import apply_migrations, open_store
 MASTER = secrets.token_bytes(32)
 TENANT = "ten_a"
 #: Fast retries for tests: delays of at most a few milliseconds.
-FAST = Policy(timeout=2.0, max_attempts=8, backoff_base=0.002, backoff_max=0.02)
+FAST = Policy(timeout=2.0, max_attempts=8, backoff_base=0.002, backoff_max=0.02, give_up_after=0.0)
 
 
 @pytest.fixture

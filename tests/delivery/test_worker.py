@@ -155,7 +155,8 @@ def test_a_down_receiver_is_retried_until_max_attempts(store: DuckDBEngine) -> N
     down = Receiver(port=free_port())  # not started: the port refuses connections
     dest = destination(store, down)
     [msg_id] = put(store, dest.id, "s1", 1)
-    settle(store, policy=Policy(max_attempts=4, backoff_base=0.002, backoff_max=0.01))
+    settle(store, policy=Policy(max_attempts=4, backoff_base=0.002, backoff_max=0.01,
+                                give_up_after=0.0))  # fmt: skip
     m = message(store, msg_id)
     assert m.status is MessageStatus.failed and m.attempts == 4
     assert m.last_error and m.last_error.startswith("gave up after 4 attempts: cannot reach")
@@ -279,3 +280,31 @@ def test_the_worker_thread_delivers_on_notify(store: DuckDBEngine, receiver: Rec
     assert not worker.alive
     with store.connect() as db:
         assert {m.status for m in list_messages(db, tenant=TENANT)} == {MessageStatus.delivered}
+
+
+def test_a_receiver_down_for_an_hour_gets_every_message_in_order_when_back(
+    store: DuckDBEngine,
+) -> None:
+    """The server's policy: retries keep coming (at most backoff_max apart) past
+    max_attempts until the message is give_up_after old; the messages behind it wait."""
+    down = Receiver(port=free_port())
+    dest = destination(store, down)
+    ids = put(store, dest.id, "person-1", 3)
+    policy = Policy(timeout=0.2)  # the defaults: 8 attempts, 300 s apart at most, 3 days
+    t = utcnow()
+    end = t + timedelta(hours=1)
+    while t < end:  # an hour of the worker's passes, on a simulated clock
+        deliver_due(store, t, master_key=MASTER, policy=policy)
+        t += timedelta(seconds=policy.backoff_max + 1)
+    head = message(store, ids[0])
+    assert head.status is MessageStatus.pending and head.attempts > policy.max_attempts
+    assert all(message(store, i).attempts == 0 for i in ids[1:])  # in line behind it
+    down.start()
+    try:
+        for _ in range(3):
+            t += timedelta(seconds=policy.backoff_max + 1)
+            deliver_due(store, t, master_key=MASTER, policy=policy)
+        assert down.acked() == ids
+        assert all(message(store, i).status is MessageStatus.delivered for i in ids)
+    finally:
+        down.stop()
