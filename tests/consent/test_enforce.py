@@ -6,18 +6,25 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from pyroaring import BitMap
 
+from quanyu.audiences.sendgate import GATES
 from quanyu.consent import canary, enforce, ledger, service
 from quanyu.consent import sql as q
 from quanyu.consent.ledger import NewEntry
 from quanyu.consent.models import Decision, PurposeCreate, Settings, Status, Subject
+from quanyu.delivery import service as delivery
+from quanyu.delivery.models import DestinationCreate
+from quanyu.delivery.worker import deliver_due
 from quanyu.engine import Session, Statement
 from quanyu.identity.models import format_oneid
+from quanyu.identity.secrets import load_master_key
 from quanyu.ingest.writer import write_chunks
 from quanyu.tags import service as tags
+from tests.delivery.conftest import FAST, Receiver
 from tests.tags.test_compute import ACTOR, NOW, World, identify, world  # noqa: F401
 
 # (purpose, recorded channel or None for no word, status, separate, asked channel,
@@ -189,3 +196,42 @@ def test_sql_projection_agrees_with_the_python_rule(world: World) -> None:  # no
                     got = st.status[where[person]] if person in where else "unknown"
                     assert got == want.status.value, (person, purpose, channel)
                     assert (person in st.granted) == (want.status is Status.granted)
+
+
+def test_a_wrong_export_to_a_canary_is_caught_at_send_time(
+    world: World,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """An export message that names a canary (as a bug upstream of the gate would make
+    it) is stopped by the delivery worker's send-time check and shows in the report."""
+    w = world
+    w.send("mp", [identify("real", "i1")])
+    master = load_master_key(tmp_path)
+    receiver = Receiver(port=0).start()
+    try:
+        with w.engine.connect() as db:
+            canary.seed(db, w.resolver, tenant=w.tenant, count=1, actor=ACTOR,
+                        write=lambda chunk: write_chunks(w.engine, [chunk]))  # fmt: skip
+        w.resolver.catch_up()
+        with w.engine.connect() as db:
+            [bird] = enforce.canaries(db, tenant=w.tenant)
+            real = w.person(db, "real")
+            service.record(db, w.resolver, [Decision(
+                subject=Subject(profile=format_oneid(real)), purpose="marketing",
+                status="granted")], tenant=w.tenant, actor=ACTOR)  # type: ignore[arg-type]  # fmt: skip
+            dest = delivery.create_destination(db, DestinationCreate(name="crm", url=receiver.url),
+                                               tenant=w.tenant, master_key=master)  # fmt: skip
+            receiver.secret = dest.secret
+            records = [{"oneid": format_oneid(p)} for p in (real, bird)]
+            [wrong] = delivery.enqueue(db, tenant=w.tenant, destination_id=dest.id,
+                                       topic="audience.export", key="a:1", payloads=[
+                {"purpose": "marketing", "channel": "sms", "records": records}])  # fmt: skip
+        deliver_due(w.engine, master_key=master, policy=FAST, gates=GATES)
+        [hit] = receiver.hits
+        assert hit.body["data"]["records"] == [{"oneid": format_oneid(real)}]
+        with w.engine.connect() as db:
+            report = canary.check(db, tenant=w.tenant)
+        assert (report.ok, report.allowed, report.blocked) == (True, 0, 1)
+        assert report.attempts[0].act_id == wrong and report.attempts[0].act == "send"
+    finally:
+        receiver.stop()
