@@ -111,6 +111,7 @@ def deliver_due(
     stop: threading.Event | None = None,
     rng: random.Random | None = None,
     gates: Mapping[str, Gate] | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> int:
     """One pass: skip messages of disabled or deleted destinations, then send every
     due message, round after round, until none is due (each at most once per pass).
@@ -124,6 +125,7 @@ def deliver_due(
         stop: ends the pass between rounds once set.
         rng: randomness of the backoff jitter (for reproducible tests).
         gates: the send-time check of each topic that carries people.
+        pool: the threads that send (default: new ones for this pass).
 
     Returns:
         How many messages were attempted or skipped.
@@ -134,12 +136,10 @@ def deliver_due(
     box = SecretBox(master_key)
     handled = 0
     tried: set[str] = set()
+    own_pool = pool is None
+    senders = pool or ThreadPoolExecutor(policy.concurrency, thread_name_prefix="quanyu-webhook")
     try:
-        with (
-            _PASS_LOCK,
-            engine.connect() as db,
-            ThreadPoolExecutor(policy.concurrency, thread_name_prefix="quanyu-webhook") as pool,
-        ):
+        with _PASS_LOCK, engine.connect() as db:
             handled += _skip_undeliverable(db, now or utcnow())
             while stop is None or not stop.is_set():
                 rows = db.execute(q.DUE_HEADS, [now or utcnow(), ROUND_SIZE])
@@ -148,10 +148,12 @@ def deliver_due(
                     break
                 tried.update(m.id for m in due)
                 handled += len(due)
-                _round(db, pool, http, box, due, policy, now, rng, gates or {})
+                _round(db, senders, http, box, due, policy, now, rng, gates or {})
     finally:
         if own:
             http.close()
+        if own_pool:
+            senders.shutdown()
     return handled
 
 
@@ -256,6 +258,7 @@ class DeliveryWorker:
             timeout, max_attempts, backoff_base, backoff_max, concurrency, give_up_after
         )
         self._client = httpx.Client(timeout=timeout, headers=USER_AGENT)
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="quanyu-webhook")
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -275,6 +278,7 @@ class DeliveryWorker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._pool.shutdown()
         self._client.close()
 
     @property
@@ -291,6 +295,7 @@ class DeliveryWorker:
             policy=self.policy,
             stop=self._stopping,
             gates=self._gates,
+            pool=self._pool,
         )
 
     def _run(self) -> None:
