@@ -17,10 +17,12 @@ class Migration:
 def collect() -> list[Migration]:
     """Every capability's migrations, in the order they must run."""
     from quanyu.audiences import schema as audiences_schema
+    from quanyu.codes import schema as codes_schema
     from quanyu.consent import schema as consent_schema
     from quanyu.delivery import schema as delivery_schema
     from quanyu.identity import schema as identity_schema
     from quanyu.ingest import schema as ingest_schema
+    from quanyu.ledger import schema as ledger_schema
     from quanyu.profiles import schema as profiles_schema
     from quanyu.tags import schema as tags_schema
     from quanyu.tenancy import schema as tenancy_schema
@@ -34,6 +36,8 @@ def collect() -> list[Migration]:
         *audiences_schema.MIGRATIONS,
         *delivery_schema.MIGRATIONS,
         *consent_schema.MIGRATIONS,
+        *ledger_schema.MIGRATIONS,
+        *codes_schema.MIGRATIONS,
     ]
     seen: set[tuple[str, int]] = set()
     for m in migrations:
