@@ -158,14 +158,15 @@ def context(db: Session, *, tenant: str) -> Context:
     of them (or the ledger, or the graph) changed."""
     from quanyu.consent import service
 
-    v = tuple(db.one(q.CONFIG_VERSION, [tenant] * 6) or ())
+    v = tuple(db.one(q.CONFIG_VERSION, [tenant] * 7) or ())
     with _cache_lock:
         found = _contexts.get(tenant)
-    if found is not None and found.version == v and v[0]:
-        return found
+    if found is not None and found.version[1:] == v[1:] and v[0]:
+        # the ledger moved on (v[0]) but nothing a context holds did: only the version
+        return Context(v, found.purposes, found.brand_entity, found.settings, found.canaries)
     service.ensure_defaults(db, tenant=tenant)
     made = Context(
-        version=tuple(db.one(q.CONFIG_VERSION, [tenant] * 6) or ()),
+        version=tuple(db.one(q.CONFIG_VERSION, [tenant] * 7) or ()),
         purposes=service.list_purposes(db, tenant=tenant),
         brand_entity={b: e for e, b in db.execute(q.ENTITY_BRANDS, [tenant])},
         settings=service.get_settings(db, tenant=tenant),

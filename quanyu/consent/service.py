@@ -367,7 +367,10 @@ def _subject(
     return key, rows[0][3] if rows else s.type, int(rows[0][2]) if rows else None
 
 
-def _check(db: Session, tenant: str, d: Decision, purpose: Purpose, profile: int | None) -> None:
+def _check(
+    db: Session, tenant: str, d: Decision, purpose: Purpose, profile: int | None,
+    settings: Settings,
+) -> None:  # fmt: skip
     if d.channel not in CHANNELS:
         raise ValidationFailed(
             f"channel {d.channel!r} is unknown: use one of {', '.join(CHANNELS)}"
@@ -388,7 +391,6 @@ def _check(db: Session, tenant: str, d: Decision, purpose: Purpose, profile: int
             f"purpose {purpose.id} needs separate consent (单独同意): record the grant with"
             " separate=true once the person agreed to this purpose on its own"
         )
-    settings = get_settings(db, tenant=tenant)
     if settings.guardian_under is None or profile is None or d.actor == "guardian":
         return
     if d.status != "granted":
@@ -419,16 +421,17 @@ def record(
             guardian must consent. Nothing is recorded then.
         NotFound: an unknown purpose or person.
     """
-    from quanyu.consent import propagate
+    from quanyu.consent import enforce, propagate
 
     if not decisions:
         raise ValidationFailed("no decisions given: send at least one")
     entries: list[NewEntry] = []
     now = utcnow()
     for d in decisions:
-        purpose = get_purpose(db, tenant=tenant, ref=d.purpose)
+        ctx = enforce.context(db, tenant=tenant)  # purposes and settings, cached per version
+        purpose = ctx.purpose(tenant, d.purpose, None)
         key, id_type, profile = _subject(db, resolver, tenant, d)
-        _check(db, tenant, d, purpose, profile)
+        _check(db, tenant, d, purpose, profile, ctx.settings)
         covers = [r[0] for r in db.execute(q.PROFILE_KEYS, [tenant, profile])] if profile else []
         decided = ledger.naive(d.decided_at) if d.decided_at else now
         entries.append(

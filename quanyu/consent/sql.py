@@ -171,17 +171,19 @@ VERSION = statement(
     "SELECT (SELECT coalesce(max(next_seq), 0) FROM consent_state WHERE tenant_id = ?),"
     " (SELECT coalesce(max(next_change), 0) FROM identity_state WHERE tenant_id = ?)",
 )
-#: Whatever enforcement reads besides the ledger: the ledger and graph versions, the
-#: settings' and purposes' last change, the brand map and the canaries.
+#: Whatever enforcement reads besides the ledger: the ledger and graph versions, the age
+#: gates, the purposes' last change, the brand map and the canaries.
 CONFIG_VERSION = statement(
     "consent.config_version",
     "SELECT (SELECT coalesce(max(next_seq), 0) FROM consent_state WHERE tenant_id = ?),"
     " (SELECT coalesce(max(next_change), 0) FROM identity_state WHERE tenant_id = ?),"
-    " (SELECT max(updated_at) FROM consent_state WHERE tenant_id = ?),"
+    " (SELECT max(guardian_under) FROM consent_state WHERE tenant_id = ?),"
+    " (SELECT max(marketing_min_age) FROM consent_state WHERE tenant_id = ?),"
     " (SELECT max(updated_at) FROM consent_purposes WHERE tenant_id = ?),"
     " (SELECT count(*) FROM consent_brand_entities WHERE tenant_id = ?),"
     " (SELECT count(*) FROM consent_canaries WHERE tenant_id = ?)",
 )
+
 
 # --- decisions ----------------------------------------------------------------------------
 
