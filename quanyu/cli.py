@@ -188,7 +188,7 @@ DEMO_AUDIENCE = {
     "name": "Repeat buyers, active in the last 90 days",
     "rule": 'count(event = "Order Completed") >= 2 and tag("lifecycle") in ("active", "new")',
     "purpose": "marketing",
-    "channel": "wechat",
+    "channel": "sms",
 }
 
 
