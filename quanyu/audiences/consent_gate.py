@@ -55,7 +55,7 @@ def admit(
     matched: BitMap,
     *,
     tenant: str,
-    purpose: str,
+    purpose: str | Purpose,
     channel: str,
     brands: list[str] | None = None,
     destination: str | None = None,
@@ -63,8 +63,13 @@ def admit(
     act_id: str | None = None,
 ) -> Admitted:
     """The members of an audience: its matches less everyone consent keeps out, decided
-    now. With ``act`` every allow and block is written to the decision log."""
-    p = purpose_of(db, tenant=tenant, purpose=purpose, channel=channel, brands=brands)
+    now. ``purpose`` is its name, or the purpose :func:`purpose_of` found. With ``act``
+    every allow and block is written to the decision log."""
+    p = (
+        purpose
+        if isinstance(purpose, Purpose)
+        else purpose_of(db, tenant=tenant, purpose=purpose, channel=channel, brands=brands)
+    )
     got = enforce.admit(db, matched, tenant=tenant, purpose=p, channel=channel,
                         destination=destination, act=act, act_id=act_id)  # fmt: skip
     return Admitted(got.members, got.matched, got.excluded, p.id, channel, got.blocked)

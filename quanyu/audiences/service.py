@@ -119,11 +119,11 @@ def count(db: Session, draft: AudienceDraft, *, tenant: str, cache: IndexCache =
     """A live count of a draft: matched, excluded by consent, by brand and channel, a sample."""
     started = time.perf_counter()
     node = read_rule(draft.rule)
-    consent_gate.purpose_of(db, tenant=tenant, purpose=draft.purpose, channel=draft.channel,
-                            brands=draft.brands)  # fmt: skip
+    purpose = consent_gate.purpose_of(db, tenant=tenant, purpose=draft.purpose,
+                                      channel=draft.channel, brands=draft.brands)  # fmt: skip
     index, built_at = cache.get(db, tenant=tenant)
     matched, plan = _matches(db, index, node, tenant=tenant, brands=draft.brands)
-    admitted = consent_gate.admit(db, matched, tenant=tenant, purpose=draft.purpose,
+    admitted = consent_gate.admit(db, matched, tenant=tenant, purpose=purpose,
                                   channel=draft.channel, brands=draft.brands)  # fmt: skip
     members = admitted.members
     return Count(

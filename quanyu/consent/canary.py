@@ -103,6 +103,7 @@ def seed(
     with db.transaction():
         for u, key in zip(users, keys, strict=True):
             db.execute(q.INSERT_CANARY, [tenant, u, key, now])
+        db.execute(q.BUMP_CONFIG, [tenant])
         stored = ledger.append(db, tenant, entries)
         propagate.announce(db, tenant, stored)
     return [Canary(user_id=u, source_id=source, created_at=now) for u in users]

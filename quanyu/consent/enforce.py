@@ -158,15 +158,17 @@ def context(db: Session, *, tenant: str) -> Context:
     of them (or the ledger, or the graph) changed."""
     from quanyu.consent import service
 
-    v = tuple(db.one(q.CONFIG_VERSION, [tenant] * 7) or ())
+    v = tuple(db.one(q.CONFIG_VERSION, [tenant, tenant]) or ())
     with _cache_lock:
         found = _contexts.get(tenant)
-    if found is not None and found.version[1:] == v[1:] and v[0]:
+    if found is not None and v and found.version[1:] == v[1:]:
+        if found.version == v:
+            return found
         # the ledger moved on (v[0]) but nothing a context holds did: only the version
         return Context(v, found.purposes, found.brand_entity, found.settings, found.canaries)
     service.ensure_defaults(db, tenant=tenant)
     made = Context(
-        version=tuple(db.one(q.CONFIG_VERSION, [tenant] * 7) or ()),
+        version=tuple(db.one(q.CONFIG_VERSION, [tenant, tenant]) or ()),
         purposes=service.list_purposes(db, tenant=tenant),
         brand_entity={b: e for e, b in db.execute(q.ENTITY_BRANDS, [tenant])},
         settings=service.get_settings(db, tenant=tenant),
@@ -242,7 +244,7 @@ def admit(
     blocks.add(matched & ctx.canaries, "canary: opted out of everything")
     ttl = STATES_TTL if purpose.valid_days is not None else float("inf")
     st = standing(db, tenant=tenant, purpose_id=purpose.id, channel=channel, now=now, ttl=ttl,
-                  known=(int(ctx.version[0]), int(ctx.version[1])))  # fmt: skip
+                  known=(int(ctx.version[0]), int(ctx.version[2])))  # fmt: skip
     if purpose.legal_basis == "consent":
         ids = np.array((matched - st.granted - blocks.taken).to_array(), dtype=np.int64)
         hit, pos = st.find(ids)

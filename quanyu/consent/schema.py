@@ -190,4 +190,14 @@ MIGRATIONS = [
         );
         """,
     ),
+    Migration(
+        "consent",
+        2,
+        """
+        -- Bumped by every change enforcement reads besides the ledger (purposes, legal
+        -- entities and their brands, age gates, canaries): one cheap read tells whether a
+        -- cached enforcement context still holds.
+        ALTER TABLE consent_state ADD COLUMN config_version BIGINT DEFAULT 0;
+        """,
+    ),
 ]

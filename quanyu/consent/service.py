@@ -139,6 +139,7 @@ def create_entity(
         for brand in body.brands:
             db.execute(q.DELETE_BRAND_ENTITY, [tenant, brand])
             db.execute(q.INSERT_BRAND_ENTITY, [tenant, brand, entity_id])
+        db.execute(q.BUMP_CONFIG, [tenant])
         made = next(e for e in list_entities(db, tenant=tenant) if e.id == entity_id)
         _audit(db, tenant, actor, "consent.entity.create", made, "legal_entity", entity_id)
     return made
@@ -236,6 +237,7 @@ def create_purpose(db: Session, body: PurposeCreate, *, tenant: str, actor: str)
         raise Conflict(f"Legal entity {entity} declares purpose {body.key!r} already.")
     with db.transaction():
         _insert_purpose(db, tenant, entity, body, utcnow())
+        db.execute(q.BUMP_CONFIG, [tenant])
         made = get_purpose(db, tenant=tenant, ref=purpose_id)
         _audit(db, tenant, actor, "consent.purpose.create", made, "purpose", purpose_id)
     return made
@@ -316,6 +318,7 @@ def set_settings(db: Session, body: Settings, *, tenant: str, actor: str) -> Set
     before = get_settings(db, tenant=tenant)
     with db.transaction():
         db.execute(q.SET_SETTINGS, [body.guardian_under, body.marketing_min_age, utcnow(), tenant])
+        db.execute(q.BUMP_CONFIG, [tenant])
         _audit(db, tenant, actor, "consent.settings.update", body, "tenant", tenant, before)
     return get_settings(db, tenant=tenant)
 

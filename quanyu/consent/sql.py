@@ -171,17 +171,17 @@ VERSION = statement(
     "SELECT (SELECT coalesce(max(next_seq), 0) FROM consent_state WHERE tenant_id = ?),"
     " (SELECT coalesce(max(next_change), 0) FROM identity_state WHERE tenant_id = ?)",
 )
-#: Whatever enforcement reads besides the ledger: the ledger and graph versions, the age
-#: gates, the purposes' last change, the brand map and the canaries.
+#: Whatever enforcement reads besides the ledger, as three numbers: the ledger's next
+#: entry, the configuration's version and the identity graph's next change.
 CONFIG_VERSION = statement(
     "consent.config_version",
-    "SELECT (SELECT coalesce(max(next_seq), 0) FROM consent_state WHERE tenant_id = ?),"
-    " (SELECT coalesce(max(next_change), 0) FROM identity_state WHERE tenant_id = ?),"
-    " (SELECT max(guardian_under) FROM consent_state WHERE tenant_id = ?),"
-    " (SELECT max(marketing_min_age) FROM consent_state WHERE tenant_id = ?),"
-    " (SELECT max(updated_at) FROM consent_purposes WHERE tenant_id = ?),"
-    " (SELECT count(*) FROM consent_brand_entities WHERE tenant_id = ?),"
-    " (SELECT count(*) FROM consent_canaries WHERE tenant_id = ?)",
+    "SELECT c.next_seq, c.config_version,"
+    " (SELECT coalesce(max(next_change), 0) FROM identity_state WHERE tenant_id = ?)"
+    " FROM consent_state AS c WHERE c.tenant_id = ?",
+)
+BUMP_CONFIG = statement(
+    "consent.bump_config",
+    "UPDATE consent_state SET config_version = coalesce(config_version, 0) + 1 WHERE tenant_id = ?",
 )
 
 
