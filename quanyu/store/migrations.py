@@ -17,6 +17,7 @@ class Migration:
 def collect() -> list[Migration]:
     """Every capability's migrations, in the order they must run."""
     from quanyu.audiences import schema as audiences_schema
+    from quanyu.codes import scan_schema
     from quanyu.codes import schema as codes_schema
     from quanyu.consent import schema as consent_schema
     from quanyu.delivery import schema as delivery_schema
@@ -38,6 +39,7 @@ def collect() -> list[Migration]:
         *consent_schema.MIGRATIONS,
         *ledger_schema.MIGRATIONS,
         *codes_schema.MIGRATIONS,
+        *scan_schema.MIGRATIONS,
     ]
     seen: set[tuple[str, int]] = set()
     for m in migrations:
