@@ -17,6 +17,7 @@ from quanyu.api import (
     audiences,
     consent,
     consent_subscribers,
+    delivery,
     errors,
     events,
     identity,
@@ -153,6 +154,7 @@ def create_app(
         audiences,
         consent,
         consent_subscribers,
+        delivery,
         ops,
     ):
         app.include_router(module.router)

@@ -58,6 +58,7 @@ def world(server: Server) -> World:
             "purpose": "marketing",
             "seq": "1",
             "subscriber_id": "sub_0",
+            "destination_id": "dst_0",
         },
     )
 

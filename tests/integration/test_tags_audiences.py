@@ -136,6 +136,16 @@ def test_tags_and_audiences_over_http(server: Server, tenant: Tenant) -> None:
             )
             assert sorted(d["profile"] for d in log.json()) == sorted(found["sample"])
             assert {d["decision"] for d in log.json()} == {"allow"}
+            report = c.get(f"{t}/delivery-report", params={"key": "audience:vip"}).json()
+            assert report["counts"]["delivered"] == len(pushed.json()["message_ids"])
+            [sent] = c.get(f"{t}/outbox", params={"destination_id": dest["id"]}).json()
+            assert sent["status"] == "delivered" and sent["last_status_code"] == 200
+            again = c.post(f"{t}/outbox/{sent['id']}/retry")
+            assert again.status_code == 409 and "only failed or skipped" in again.json()["message"]
+            off = c.patch(f"{t}/destinations/{dest['id']}", json={"enabled": False})
+            assert off.status_code == 200 and off.json()["enabled"] is False
+            assert c.delete(f"{t}/destinations/{dest['id']}").status_code == 200
+            assert c.get(f"{t}/destinations").json() == []
         finally:
             receiver.stop()
 
