@@ -251,3 +251,49 @@ def destinations_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> Non
     with client() as c:
         found = c.get(f"/v1/tenants/{resolve_tenant(c, tenant)}/destinations")
         show(found, ["id", "name", "url", "enabled"], as_json=as_json)
+
+
+@destinations_app.command("enable")
+def destinations_enable(
+    id: str,
+    off: Annotated[bool, typer.Option("--off", help="Disable it instead.")] = False,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Enable (or with --off disable) a destination."""
+    with client() as c:
+        made = c.patch(f"/v1/tenants/{resolve_tenant(c, tenant)}/destinations/{id}",
+                       {"enabled": not off})  # fmt: skip
+        show(made, ["id", "name", "url", "enabled"], as_json=as_json)
+
+
+@destinations_app.command("delete")
+def destinations_delete(id: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """Delete a destination (its messages stay on record)."""
+    with client() as c:
+        gone = c.delete(f"/v1/tenants/{resolve_tenant(c, tenant)}/destinations/{id}")
+        show(gone, ["id", "name", "url"], as_json=as_json)
+
+
+@destinations_app.command("outbox")
+def destinations_outbox(
+    destination: Annotated[str | None, typer.Option(help="Only this destination.")] = None,
+    status: Annotated[str | None, typer.Option(help="pending, delivered, failed, skipped")] = None,
+    limit: int = 50,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Outbox messages, newest first."""
+    with client() as c:
+        found = c.get(f"/v1/tenants/{resolve_tenant(c, tenant)}/outbox",
+                      destination_id=destination, status=status, limit=limit)  # fmt: skip
+        cols = ["id", "topic", "status", "attempts", "last_status_code", "last_error"]
+        show(found, cols, as_json=as_json)
+
+
+@destinations_app.command("retry")
+def destinations_retry(message: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """Put a failed or skipped outbox message back in line."""
+    with client() as c:
+        made = c.post(f"/v1/tenants/{resolve_tenant(c, tenant)}/outbox/{message}/retry")
+        show(made, ["id", "status", "attempts", "next_attempt_at"], as_json=as_json)

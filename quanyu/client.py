@@ -76,6 +76,9 @@ class Client:
     def put(self, path: str, json: Any = None, **kwargs: Any) -> Any:
         return self.request("PUT", path, json=json, **kwargs)
 
+    def patch(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self.request("PATCH", path, json=json, **kwargs)
+
     def delete(self, path: str, **params: Any) -> Any:
         return self.request(
             "DELETE", path, params={k: v for k, v in params.items() if v is not None}

@@ -161,5 +161,7 @@ def test_tags_and_audiences_over_http(server: Server, tenant: Tenant) -> None:
     counted = cli(server, "audiences", "count", 'tag("repeat")', "--channel", "wechat",
                   "--tenant", tenant.id, "--json")  # fmt: skip
     assert counted.returncode == 0 and '"size": 2' in counted.stdout, counted.stderr
+    outbox = cli(server, "destinations", "outbox", "--tenant", tenant.id, "--json")
+    assert outbox.returncode == 0 and '"delivered"' in outbox.stdout, outbox.stderr
     bad = cli(server, "tags", "check", "count(", "--tenant", tenant.id)
     assert bad.returncode == 1 and "line 1, column" in bad.stderr
