@@ -127,7 +127,7 @@ def _values(
     for d in layer:
         if d.sql is not None:
             stmt, params = expert.statement(
-                d.sql, tenant=tenant, key=d.key, value_type=d.value_type, scoped=scoped
+                d.sql, tenant=tenant, key=d.key, value_type=d.value_type, scoped=scoped, now=now
             )
             parts.append((stmt.sql, params))
     union = " UNION ALL ".join(

@@ -15,6 +15,7 @@ cannot see another tenant whatever it says.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlglot
@@ -119,14 +120,39 @@ def tag_refs(sql: str) -> set[str]:
     return refs
 
 
+_NOW = ("now", "get_current_timestamp", "transaction_timestamp")
+
+
+def _at(tree: exp.Expression, now: datetime) -> None:
+    """Read the computation's clock wherever the query asks for the current time, so an
+    expert tag agrees with rule tags computed in the same run."""
+    stamp = exp.cast(exp.Literal.string(now.strftime("%Y-%m-%d %H:%M:%S.%f")), "TIMESTAMP")
+    for node in list(tree.find_all(exp.CurrentTimestamp, exp.CurrentDate, exp.Anonymous)):
+        if isinstance(node, exp.CurrentTimestamp):
+            node.replace(stamp.copy())
+        elif isinstance(node, exp.CurrentDate):
+            node.replace(exp.cast(stamp.copy(), "DATE"))
+        elif node.name.lower() in _NOW:
+            node.replace(stamp.copy())
+
+
 def statement(
-    sql: str, *, tenant: str, key: str, value_type: str, scoped: bool = False
+    sql: str,
+    *,
+    tenant: str,
+    key: str,
+    value_type: str,
+    scoped: bool = False,
+    now: datetime | None = None,
 ) -> tuple[Statement, list[Any]]:
     """The checked query, scoped to the tenant, as rows (tag_key, profile_id, value, num).
 
     A boolean tag keeps the rows whose value is true; other types keep non-null values.
+    With ``now``, the query's current time (``now()``, ``current_timestamp`` …) is it.
     """
     tree = check(sql)
+    if now is not None:
+        _at(tree, now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now)
     ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
     binds = 0
     for table in list(tree.find_all(exp.Table)):

@@ -265,3 +265,12 @@ def test_expert_sql_templates_and_cycles(world: World) -> None:
             service.create_tag(db, bad, tenant=w.tenant, actor=ACTOR)
         service.compute_tags(db, tenant=w.tenant, keys=["big"], now=NOW)
         assert values(db, w.tenant, "big") == {u1: "true"}
+        # the query's now() is the computation's clock, as for rule tags
+        recent = expert.model_copy(update={"key": "recent", "sql": "SELECT profile_id,"
+                                           " max(ts) >= now() - INTERVAL 12 DAY FROM events"
+                                           " GROUP BY 1"})  # fmt: skip
+        service.create_tag(db, recent, tenant=w.tenant, actor=ACTOR)
+        service.compute_tags(db, tenant=w.tenant, keys=["recent"], now=NOW)
+        assert values(db, w.tenant, "recent") == {u1: "true"}  # ordered 10 days before NOW
+        service.compute_tags(db, tenant=w.tenant, keys=["recent"], now=NOW + timedelta(days=5))
+        assert values(db, w.tenant, "recent") == {}
