@@ -906,6 +906,10 @@ from quanyu.cli_privacy import privacy_app  # noqa: E402
 
 app.add_typer(privacy_app, name="privacy")
 
+from quanyu.cli_ledger import ledger_app  # noqa: E402
+
+app.add_typer(ledger_app, name="ledger")
+
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the app, turning Quanyu errors into one line and exit code 1."""

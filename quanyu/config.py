@@ -35,6 +35,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds between passes that refresh tags and audiences in the server.",
     )
+    checkpoint_interval: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds between signed checkpoints of each tenant's Merkle log (only"
+        " when it grew).",
+    )
 
     memory_limit_gib: float | None = Field(
         default=None,

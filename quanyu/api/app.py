@@ -22,6 +22,7 @@ from quanyu.api import (
     events,
     identity,
     imports,
+    ledger,
     ops,
     plans,
     privacy,
@@ -40,6 +41,7 @@ from quanyu.identity.secrets import load_master_key
 from quanyu.identity.service import Resolver
 from quanyu.ingest.service import Ingestor
 from quanyu.ingest.writer import Writer
+from quanyu.ledger.checkpointer import Checkpointer
 from quanyu.observability import COMMITS
 from quanyu.store import open_store
 
@@ -88,7 +90,10 @@ def create_app(
         capturer.start()
         refresher = Refresher(engine, interval=settings.refresh_interval)
         refresher.start()
+        checkpointer = Checkpointer(engine, master_key, interval=settings.checkpoint_interval)
+        checkpointer.start()
         app.state.capturer = capturer
+        app.state.checkpointer = checkpointer
         app.state.refresher = refresher
         app.state.deliverer = deliverer
         app.state.master_key = master_key
@@ -118,6 +123,7 @@ def create_app(
             capturer.stop()
             resolver.stop()
             refresher.stop()
+            checkpointer.stop()
             deliverer.stop()
             ingestor.flush_key_use()
             if announce:
@@ -155,6 +161,7 @@ def create_app(
         consent,
         consent_subscribers,
         delivery,
+        ledger,
         ops,
     ):
         app.include_router(module.router)

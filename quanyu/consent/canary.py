@@ -100,7 +100,7 @@ def seed(
         for key in keys
         for p in service.list_purposes(db, tenant=tenant)
     ]
-    with db.transaction():
+    with ledger.appending(db, tenant):
         for u, key in zip(users, keys, strict=True):
             db.execute(q.INSERT_CANARY, [tenant, u, key, now])
         db.execute(q.BUMP_CONFIG, [tenant])

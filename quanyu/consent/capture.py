@@ -159,7 +159,7 @@ def _capture(db: Session, tenant: str) -> Captured:
             _remember(people, entry)
         entries.extend(made)
     now = utcnow()
-    with db.transaction():
+    with ledger.appending(db, tenant):
         again = db.one(cq.PROGRESS, [tenant, tenant])
         if again is None or int(again[1] or 0) != after:
             return done  # another pass (another process's API call) got there first

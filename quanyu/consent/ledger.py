@@ -25,7 +25,8 @@ API); :data:`quanyu.consent.sql.STATES` applies it in SQL to a whole tenant
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from quanyu.consent.models import RESTRICTIVENESS, Entry, State, Status
 from quanyu.engine import Session
 from quanyu.identity.models import format_oneid
 from quanyu.ids import new_id, utcnow
+from quanyu.ledger import service as merkle_log
 
 LEDGER_COLUMNS = (
     "tenant_id", "seq", "id", "purpose_id", "channel", "status", "separate", "notice_version",
@@ -123,9 +125,18 @@ def _iso(t: datetime) -> str:
     return t.isoformat(timespec="microseconds") + "Z"
 
 
+@contextmanager
+def appending(db: Session, tenant: str) -> Iterator[None]:
+    """The transaction to append entries in: it holds the tenant's Merkle log lock, so
+    the entries' leaves queue behind other appends to the log instead of conflicting."""
+    with merkle_log.appending(db, tenant), db.transaction():
+        yield
+
+
 def append(db: Session, tenant: str, entries: Sequence[NewEntry]) -> list[Entry]:
-    """Append entries in the caller's transaction (open one around this call and
-    whatever must commit with it). Numbers them densely per tenant.
+    """Append entries in the caller's transaction (open it with :func:`appending`,
+    around this call and whatever must commit with it). Numbers them densely per tenant
+    and appends each entry's leaf (its hash only) to the tenant's Merkle log.
 
     Does not tell subscribers: :func:`quanyu.consent.service.record` and the event
     capture do, in the same transaction.
@@ -170,6 +181,10 @@ def append(db: Session, tenant: str, entries: Sequence[NewEntry]) -> list[Entry]
         schema = schema.set(schema.get_field_index(c), pa.field(c, pa.timestamp("us")))
     db.with_table("staged_consent_ledger", pa.table(cols, schema=schema), q.INSERT_LEDGER)
     db.with_table("staged_consent_subjects", pa.table(subjects), q.INSERT_SUBJECTS)
+    merkle_log.append(db, tenant, [
+        merkle_log.Leaf("consent", f"consent:{e.seq}", bytes.fromhex(e.leaf_hash))
+        for e in stored
+    ])  # fmt: skip
     return stored
 
 

@@ -456,7 +456,7 @@ def record(
                 evidence=d.evidence,
             )  # fmt: skip
         )
-    with db.transaction():
+    with ledger.appending(db, tenant):
         stored = ledger.append(db, tenant, entries)
         told = propagate.announce(db, tenant, stored)
     return [Recorded(entry=e, subscribers=told.get(e.seq, [])) for e in stored]

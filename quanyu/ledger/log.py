@@ -9,7 +9,7 @@ zone-map-pruned ranges and hashes a few hundred nodes — it never walks the tre
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,13 +17,11 @@ from typing import Any
 import pyarrow as pa
 
 from quanyu.engine import Session
-from quanyu.errors import Conflict, NotFound, ValidationFailed
+from quanyu.errors import NotFound, ValidationFailed
 from quanyu.ids import utcnow
-from quanyu.ledger import merkle
+from quanyu.ledger import merkle, tiles
 from quanyu.ledger import sql as q
 
-TILE_HEIGHT = 8
-TILE_WIDTH = 1 << TILE_HEIGHT
 KINDS = frozenset({"consent", "code", "redemption", "collectible", "test"})
 
 
@@ -53,11 +51,12 @@ class StoredLeaf:
 
 
 def _check(leaves: Sequence[Leaf]) -> None:
+    unknown = {leaf.kind for leaf in leaves} - KINDS
+    if unknown:
+        raise ValidationFailed(
+            f"leaf kind {sorted(unknown)[0]!r} is unknown; use one of {', '.join(sorted(KINDS))}"
+        )
     for i, leaf in enumerate(leaves):
-        if leaf.kind not in KINDS:
-            raise ValidationFailed(
-                f"leaf {i} has kind {leaf.kind!r}; use one of {', '.join(sorted(KINDS))}"
-            )
         if len(leaf.leaf_hash) != merkle.HASH_SIZE:
             raise ValidationFailed(
                 f"leaf {i} ({leaf.ref}) has a {len(leaf.leaf_hash)}-byte hash; an RFC 9162"
@@ -81,8 +80,10 @@ def append(db: Session, tenant: str, leaves: Sequence[Leaf]) -> list[int]:
 
     Indices are dense per tenant. The tenant's ``ledger_state`` row is read and updated
     first, so a concurrent append in another transaction fails with
-    :class:`~quanyu.engine.WriteConflict` (or :class:`~quanyu.engine.DuplicateKey` for a
-    tenant's very first leaves) rather than leave a gap; :func:`append_committed` retries.
+    :class:`~quanyu.engine.WriteConflict` (or, for a tenant's very first leaves, fails to
+    commit) rather than leave a gap. In one process, hold
+    :func:`quanyu.ledger.service.log_lock` around the transaction to queue instead;
+    :func:`quanyu.ledger.service.append_committed` does both.
 
     Raises:
         ValidationFailed: a leaf has an unknown kind or a hash that is not 32 bytes.
@@ -91,9 +92,10 @@ def append(db: Session, tenant: str, leaves: Sequence[Leaf]) -> list[int]:
         return []
     _check(leaves)
     now = utcnow()
-    n0 = size(db, tenant)
+    row = db.one(q.GET_SIZE, [tenant])
+    n0 = int(row[0]) if row else 0
     n = n0 + len(leaves)
-    if n0 == 0 and db.one(q.GET_SIZE, [tenant]) is None:
+    if row is None:
         db.execute(q.INSERT_STATE, [tenant, n, now])
     else:
         db.execute(q.SET_SIZE, [n, now, tenant, n0])
@@ -113,76 +115,8 @@ def append(db: Session, tenant: str, leaves: Sequence[Leaf]) -> list[int]:
         }
     )
     db.with_table("staged_ledger_leaves", table, q.INSERT_LEAVES)
-    _store_tiles(db, tenant, n0, n, hashes)
+    tiles.write(db, tenant, n0, hashes)
     return list(range(n0, n))
-
-
-def _store_tiles(db: Session, tenant: str, n0: int, n: int, new: list[bytes]) -> None:
-    """Store the subtrees at levels 8, 16, … that appending leaves ``[n0, n)`` completed."""
-    level, lo, cur = 0, n0, new  # cur: complete nodes [lo, lo + len(cur)) at ``level``
-    rows: dict[str, list[Any]] = {"level": [], "idx": [], "hash": []}
-    while True:
-        up = level + TILE_HEIGHT
-        first, last = n0 >> up, n >> up
-        if first == last:
-            break
-        start = first << TILE_HEIGHT
-        if start < lo:
-            cur = _read(db, tenant, level, start, lo) + cur
-            lo = start
-        done = cur[: (last - first) * TILE_WIDTH]
-        for _ in range(TILE_HEIGHT):
-            done = merkle.level_up(done)
-        rows["level"] += [up] * len(done)
-        rows["idx"] += range(first, last)
-        rows["hash"] += done
-        level, lo, cur = up, first, done
-    if rows["idx"]:
-        table = pa.table(
-            {
-                "tenant_id": pa.array([tenant] * len(rows["idx"]), pa.string()),
-                "level": pa.array(rows["level"], pa.int32()),
-                "idx": pa.array(rows["idx"], pa.int64()),
-                "hash": pa.array(rows["hash"], pa.binary()),
-            }
-        )
-        db.with_table("staged_ledger_nodes", table, q.INSERT_NODES)
-
-
-def _read(db: Session, tenant: str, level: int, lo: int, hi: int) -> list[bytes]:
-    """The stored hashes of complete subtrees ``[lo, hi)`` at a stored level."""
-    if level == 0:
-        rows = db.execute(q.LEAF_HASHES, [tenant, lo, hi])
-    else:
-        rows = db.execute(q.NODE_HASHES, [tenant, level, lo, hi])
-    if len(rows) != hi - lo or (rows and (rows[0][0] != lo or rows[-1][0] != hi - 1)):
-        raise Conflict(
-            f"the ledger of tenant {tenant} is missing hashes at level {level} in [{lo}, {hi}):"
-            " the log was altered outside Quanyu; restore the database from a backup"
-        )
-    return [bytes(r[1]) for r in rows]
-
-
-def hashes(db: Session, tenant: str, nodes: Iterable[merkle.Node], tree_size: int) -> dict[
-    merkle.Node, bytes
-]:
-    """The hashes of complete subtrees (all inside the first ``tree_size`` leaves), each
-    rebuilt from the one tile holding it."""
-    tiles: dict[tuple[int, int], list[list[bytes]]] = {}
-    out: dict[merkle.Node, bytes] = {}
-    for level, idx in nodes:
-        base = level - level % TILE_HEIGHT
-        start = idx << (level - base)  # first node under it at the stored level
-        key = (base, start >> TILE_HEIGHT)
-        if key not in tiles:
-            lo = key[1] << TILE_HEIGHT
-            hi = min(lo + TILE_WIDTH, tree_size >> base)
-            levels = [_read(db, tenant, base, lo, hi)]
-            while len(levels[-1]) > 1:
-                levels.append(merkle.level_up(levels[-1]))
-            tiles[key] = levels
-        out[(level, idx)] = tiles[key][level - base][idx - (key[1] << (TILE_HEIGHT - level + base))]
-    return out
 
 
 def _range_hashes(
@@ -190,7 +124,7 @@ def _range_hashes(
 ) -> list[bytes]:
     """The hash of each leaf range (each a run of complete subtrees)."""
     parts = [merkle.pieces(lo, hi) for lo, hi in ranges]
-    got = hashes(db, tenant, {p for ps in parts for p in ps}, tree_size)
+    got = tiles.hashes(db, tenant, {p for ps in parts for p in ps}, tree_size)
     return [merkle.fold([got[p] for p in ps]) for ps in parts]
 
 

@@ -24,7 +24,7 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()
 """MTH({}) — the root of the empty tree (RFC 9162 §2.1.1)."""
 
 Node = tuple[int, int]
-"""A complete subtree: ``(level, index)`` covers leaves ``[index << level, (index + 1) << level)``."""
+"""A complete subtree ``(level, index)``: leaves ``[index << level, (index + 1) << level)``."""
 Range = tuple[int, int]
 """Leaves ``[lo, hi)``."""
 

@@ -2,11 +2,14 @@
 
 A log is its leaves (``ledger_leaves``: the 32-byte leaf hash, what kind of record it
 stands for, a reference to that record, when it was appended, and the leaf's canonical
-JSON only when its producer said it holds no personal data) plus the hashes of complete
-subtrees at levels 8, 16, 24, … (``ledger_nodes``; the C2SP tlog-tiles layout: every
-proof node is rebuilt from at most two 256-wide tiles per 8 levels). ``ledger_state``
-holds each tenant's size: appends update that one row, so concurrent appends conflict
-there and never leave a gap. ``ledger_checkpoints`` keeps every signed checkpoint.
+JSON only when its producer said it holds no personal data) plus its hashes in the C2SP
+tlog-tiles layout: a tile at level L holds, concatenated, the hashes of up to 256
+consecutive complete subtrees of height 8·L (L = 0: leaf hashes), so every subtree a
+proof needs is rebuilt from at most two tiles per 8 levels of the tree. Full tiles are in
+``ledger_tiles``, each level's partial tile at the right edge in ``ledger_edge``.
+``ledger_state`` holds each tenant's size: appends update that one row, so concurrent
+appends conflict there and never leave a gap. ``ledger_checkpoints`` keeps every signed
+checkpoint.
 """
 
 from __future__ import annotations
@@ -34,13 +37,24 @@ MIGRATIONS: list[Migration] = [
             data VARCHAR,
             recorded_at TIMESTAMP NOT NULL
         );
-        -- The hash of the complete subtree of 2**level leaves starting at idx << level,
-        -- for levels that are positive multiples of 8.
-        CREATE TABLE ledger_nodes (
+        -- Full tile idx of level L: the 32-byte hashes of the complete subtrees of height
+        -- 8*L numbered idx*256 .. idx*256+255. Written once, never updated. tile is
+        -- '<tenant>/<L>/<idx>': one indexed column, so a proof's read is an index lookup.
+        CREATE TABLE ledger_tiles (
+            tile VARCHAR PRIMARY KEY,
             tenant_id VARCHAR NOT NULL,
             level INTEGER NOT NULL,
             idx BIGINT NOT NULL,
-            hash BLOB NOT NULL
+            hashes BLOB NOT NULL
+        );
+        -- The partial tile at the log's right edge, one per level: it grows with every
+        -- append until full, then moves to ledger_tiles. Kept apart so the big table is
+        -- insert-only (rewriting a blob there would rewrite its whole row group).
+        CREATE TABLE ledger_edge (
+            tenant_id VARCHAR NOT NULL,
+            level INTEGER NOT NULL,
+            idx BIGINT NOT NULL,
+            hashes BLOB NOT NULL
         );
         CREATE TABLE ledger_checkpoints (
             tenant_id VARCHAR NOT NULL,

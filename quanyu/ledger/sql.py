@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from quanyu.engine import statement
+from quanyu.engine import Capability, statement
 
 GET_SIZE = statement("ledger.get_size", "SELECT size FROM ledger_state WHERE tenant_id = ?")
 INSERT_STATE = statement(
     "ledger.insert_state",
     "INSERT INTO ledger_state (tenant_id, size, updated_at) VALUES (?, ?, ?)",
+)
+ENSURE_STATE = statement(
+    "ledger.ensure_state",
+    "INSERT INTO ledger_state (tenant_id, size, updated_at) VALUES (?, 0, ?)"
+    " ON CONFLICT DO NOTHING",
+    requires=(Capability.INSERT_IGNORE,),
 )
 SET_SIZE = statement(
     "ledger.set_size",
@@ -23,20 +29,33 @@ INSERT_LEAVES = statement(
     "INSERT INTO ledger_leaves (tenant_id, idx, kind, ref, leaf_hash, data, recorded_at)"
     " SELECT tenant_id, idx, kind, ref, leaf_hash, data, recorded_at FROM staged_ledger_leaves",
 )
-INSERT_NODES = statement(
-    "ledger.insert_nodes",
-    "INSERT INTO ledger_nodes (tenant_id, level, idx, hash)"
-    " SELECT tenant_id, level, idx, hash FROM staged_ledger_nodes",
+INSERT_TILES = statement(
+    "ledger.insert_tiles",
+    "INSERT INTO ledger_tiles (tile, tenant_id, level, idx, hashes)"
+    " SELECT tile, tenant_id, level, idx, hashes FROM staged_ledger_tiles",
 )
-LEAF_HASHES = statement(
-    "ledger.leaf_hashes",
-    "SELECT idx, leaf_hash FROM ledger_leaves"
-    " WHERE tenant_id = ? AND idx >= ? AND idx < ? ORDER BY idx",
+DELETE_EDGE = statement(
+    "ledger.delete_edge", "DELETE FROM ledger_edge WHERE tenant_id = ? AND level = ?"
 )
-NODE_HASHES = statement(
-    "ledger.node_hashes",
-    "SELECT idx, hash FROM ledger_nodes"
-    " WHERE tenant_id = ? AND level = ? AND idx >= ? AND idx < ? ORDER BY idx",
+INSERT_EDGE = statement(
+    "ledger.insert_edge",
+    "INSERT INTO ledger_edge (tenant_id, level, idx, hashes) VALUES (?, ?, ?, ?)",
+)
+GET_FULL_TILE = statement(
+    "ledger.get_full_tile",
+    "SELECT hashes FROM ledger_tiles WHERE tile = ? AND tenant_id = ?",
+)
+GET_TILE = statement(
+    "ledger.get_tile",
+    "SELECT hashes FROM ledger_tiles WHERE tile = ? AND tenant_id = ?"
+    " UNION ALL"
+    " SELECT hashes FROM ledger_edge WHERE tenant_id = ? AND level = ? AND idx = ?",
+)
+UPPER_TILES = statement(
+    "ledger.upper_tiles",
+    "SELECT level, idx, hashes FROM ledger_tiles WHERE tenant_id = ? AND level > 0"
+    " UNION ALL SELECT level, idx, hashes FROM ledger_edge WHERE tenant_id = ?"
+    " ORDER BY level DESC, idx DESC LIMIT ?",
 )
 GET_LEAF = statement(
     "ledger.get_leaf",

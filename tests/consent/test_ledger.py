@@ -12,6 +12,8 @@ from quanyu.consent import enforce, service
 from quanyu.consent.models import Decision, PurposeCreate, Settings, Status, Subject
 from quanyu.errors import NotFound, ValidationFailed
 from quanyu.identity.models import format_oneid
+from quanyu.ledger import log, merkle
+from quanyu.ledger import service as merkle_log
 from tests.tags.test_compute import ACTOR, NOW, World, identify, world  # noqa: F401
 
 SCOPE = {"scope": ""}
@@ -108,3 +110,23 @@ def test_guardian_gate(world: World) -> None:  # noqa: F811
                        tenant=w.tenant, actor=ACTOR)  # fmt: skip
         service.record(db, w.resolver, [decide("kid", "withdrawn", days_ago=0)],
                        tenant=w.tenant, actor=ACTOR)  # fmt: skip
+
+
+def test_every_entry_is_a_leaf_of_the_tenants_merkle_log(world: World) -> None:  # noqa: F811
+    """Consent history is tamper-evident: each entry's leaf is in the log, provably."""
+    w = world
+    SCOPE["scope"] = w.sources["mp"][0]
+    w.send("mp", [identify("u1", "i1")])
+    with w.engine.connect() as db:
+        made = service.record(db, w.resolver, [decide("u1", "granted"), decide("u1", "withdrawn")],
+                              tenant=w.tenant, actor=ACTOR)  # fmt: skip
+        size = merkle_log.size(db, w.tenant)
+        assert size == 2
+        root = merkle_log.root(db, w.tenant, size)
+        for r in made:
+            [leaf] = log.find_leaves(db, w.tenant, f"consent:{r.entry.seq}")
+            assert leaf.leaf_hash.hex() == r.entry.leaf_hash
+            proof = merkle_log.inclusion_proof(db, w.tenant, leaf.index, size)
+            merkle.verify_inclusion(leaf.leaf_hash, leaf.index, size, proof, root)  # raises
+        with pytest.raises(merkle.ProofError):
+            merkle.verify_inclusion(bytes(32), 0, size, proof, root)
