@@ -910,6 +910,10 @@ from quanyu.cli_ledger import ledger_app  # noqa: E402
 
 app.add_typer(ledger_app, name="ledger")
 
+from quanyu.cli_codes import codes_app  # noqa: E402
+
+app.add_typer(codes_app, name="codes")
+
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the app, turning Quanyu errors into one line and exit code 1."""

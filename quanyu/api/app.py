@@ -15,6 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from quanyu import __version__
 from quanyu.api import (
     audiences,
+    codes,
     consent,
     consent_subscribers,
     delivery,
@@ -158,6 +159,7 @@ def create_app(
         profiles,
         tags,
         audiences,
+        codes,
         consent,
         consent_subscribers,
         delivery,
