@@ -59,6 +59,9 @@ def world(server: Server) -> World:
             "seq": "1",
             "subscriber_id": "sub_0",
             "destination_id": "dst_0",
+            "brand_id": "brd_0",
+            "order_id": "ord_0",
+            "index": "0",
         },
     )
 
