@@ -928,11 +928,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except Exception as e:  # click usage errors carry their own exit code
-        from click.exceptions import ClickException
-
-        if isinstance(e, ClickException):
-            e.show()
-            sys.exit(e.exit_code)
+        # Typer may vendor its own click: its usage errors are not click's classes, so
+        # they are known by what they can do (show themselves, give an exit code)
+        show, code = getattr(e, "show", None), getattr(e, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
         raise
 
 
