@@ -171,7 +171,7 @@ def demo(
         f" recall {score['recall']:.4f}, F1 {score['f1']:.4f}"
     )
     out.print(f"Tags: {len(run['tags'])} computed for {run['profiles']:,} people")
-    out.print(f"Consent: {captured['entries']:,} decisions read from the events")
+    out.print(f"Consent: {captured['total']:,} decisions in the ledger, read from the events")
     _print_demo(result.as_json(), settings.base_url)
 
 
@@ -913,6 +913,10 @@ app.add_typer(ledger_app, name="ledger")
 from quanyu.cli_codes import codes_app  # noqa: E402
 
 app.add_typer(codes_app, name="codes")
+
+from quanyu.cli_scans import scans_app  # noqa: E402
+
+app.add_typer(scans_app, name="scans")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -28,6 +28,7 @@ from quanyu.api import (
     plans,
     privacy,
     profiles,
+    scans,
     tags,
     tenancy,
     tracking,
@@ -127,6 +128,9 @@ def create_app(
             checkpointer.stop()
             deliverer.stop()
             ingestor.flush_key_use()
+            scanner = getattr(app.state, "scanner", None)
+            if scanner is not None:
+                scanner.stop()
             if announce:
                 settings.server_file.unlink(missing_ok=True)
             engine.close()
@@ -164,6 +168,7 @@ def create_app(
         consent_subscribers,
         delivery,
         ledger,
+        scans,
         ops,
     ):
         app.include_router(module.router)

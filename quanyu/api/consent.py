@@ -118,9 +118,10 @@ def record(
 
 
 class CaptureResult(BaseModel):
-    entries: int
+    entries: int = Field(description="entries this pass appended")
     invalid: int
     dropped: int
+    total: int = Field(description="entries in the tenant's consent ledger")
 
 
 @router.post("/v1/tenants/{tenant_id}/consent/capture")
@@ -132,7 +133,9 @@ async def capture(tenant_id: Write, engine: EngineDep, request: Request) -> Capt
     def run() -> CaptureResult:
         with engine.connect() as db:
             done = capture_tenant(db, tenant=tenant_id)
-        return CaptureResult(entries=done.entries, invalid=done.invalid, dropped=done.dropped)
+            total = service.ledger_size(db, tenant=tenant_id)
+        return CaptureResult(entries=done.entries, invalid=done.invalid, dropped=done.dropped,
+                             total=total)  # fmt: skip
 
     made = await asyncio.to_thread(run)
     request.app.state.deliverer.notify()

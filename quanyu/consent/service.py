@@ -489,6 +489,12 @@ def state(
     return ledger.state_of(covered, p.id, channel, rules_of(p), now or utcnow())
 
 
+def ledger_size(db: Session, *, tenant: str) -> int:
+    """How many entries the tenant's consent ledger holds."""
+    row = db.one(q.NEXT_SEQ, [tenant])
+    return int(row[0]) - 1 if row else 0
+
+
 def history(db: Session, *, tenant: str, profile_id: int, limit: int = 1000) -> list[Entry]:
     """Every ledger entry covering the person's identifiers, newest first."""
     return ledger.history(db, tenant, profile_id, limit)
