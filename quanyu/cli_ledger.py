@@ -45,7 +45,7 @@ def checkpoint(
         made = c.post(f"/v1/tenants/{resolve_tenant(c, tenant)}/ledger/checkpoints")
     if output is not None:
         output.write_text(made["note"], encoding="utf-8")
-    out.print(made["note"], end="", highlight=False, markup=False)
+    out.print(made["note"], end="", highlight=False, markup=False, soft_wrap=True)
 
 
 @ledger_app.command("prove")
@@ -69,7 +69,7 @@ def prove(
         )
     text = json.dumps(bundle, indent=2, ensure_ascii=False) + "\n"
     if output is None:
-        out.print(text, end="", highlight=False, markup=False)
+        out.print(text, end="", highlight=False, markup=False, soft_wrap=True)
     else:
         output.write_text(text, encoding="utf-8")
 
