@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import subprocess
 import sys
@@ -28,7 +29,8 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from benchmarks.common import ROOT, free_port, machine, process
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, free_port, machine, process  # noqa: E402
 
 CITIES = ["成都", "北京", "上海", "广州", "深圳", "杭州", "武汉", "西安", "贵阳", "遵义"]
 PER_IP = 25  # requests per connection (and per source address), below the IP burst
@@ -255,11 +257,10 @@ def main() -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {"QUANYU_DATA_DIR": str(data_dir)}
-        with process(
-            [sys.executable, "-m", "benchmarks.bench_scans", "--serve", str(port)],
-            env,
-            f"{url}/docs",
-        ):
+        serve_cmd = [sys.executable, "-m", "quanyu.cli", "serve", "--port", str(port)]
+        if os.environ.get("BENCH_SCANS_PROFILE"):
+            serve_cmd = [sys.executable, "-m", "benchmarks.bench_scans", "--serve", str(port)]
+        with process(serve_cmd, env, f"{url}/docs"):
             base = [
                 sys.executable,
                 "-m",
