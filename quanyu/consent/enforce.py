@@ -46,6 +46,9 @@ class Standing:
     code: np.ndarray
     entry_seq: np.ndarray
     granted: BitMap
+    #: Every 32-bit id that holds no grant: ``matched & ungranted`` finds the people to
+    #: block far faster than ``matched - granted`` on a big tenant.
+    ungranted: BitMap = field(default_factory=BitMap)
 
     @property
     def status(self) -> list[str]:
@@ -93,11 +96,15 @@ def standing(
     order = np.argsort(ids, kind="stable")
     codes = {s: i for i, s in enumerate(STATUSES)}
     code = np.array([codes[x] for x in t.column("status").to_pylist()], dtype=np.int8)[order]
+    granted_ids = BitMap(ids[order][code == 0].astype(np.uint32))
+    ungranted = BitMap.flip(granted_ids, 0, 2**32)
+    ungranted.run_optimize()
     found = Standing(
         profile_id=ids[order],
         code=code,
         entry_seq=t.column("entry_seq").to_numpy().astype(np.int64)[order],
-        granted=BitMap(ids[order][code == 0].astype(np.uint32)),
+        granted=granted_ids,
+        ungranted=ungranted,
     )
     if now is None:
         with _cache_lock:
@@ -246,7 +253,7 @@ def admit(
     st = standing(db, tenant=tenant, purpose_id=purpose.id, channel=channel, now=now, ttl=ttl,
                   known=(int(ctx.version[0]), int(ctx.version[2])))  # fmt: skip
     if purpose.legal_basis == "consent":
-        ids = np.array((matched - st.granted - blocks.taken).to_array(), dtype=np.int64)
+        ids = np.array(((matched & st.ungranted) - blocks.taken).to_array(), dtype=np.int64)
         hit, pos = st.find(ids)
         blocks.add(BitMap(ids[~hit].astype(np.uint32)), "no consent recorded (unknown)")
         for code in np.unique(st.code[pos[hit]]).tolist():
