@@ -39,13 +39,15 @@ class Admitted:
     blocked: dict[str, int] = field(default_factory=dict)
 
 
-def purpose_of(db: Session, *, tenant: str, purpose: str, channel: str,
-               brands: list[str] | None) -> Purpose:  # fmt: skip
+def purpose_of(
+    db: Session, *, tenant: str, purpose: str, channel: str, brands: list[str] | None,
+    ctx: enforce.Context | None = None,
+) -> Purpose:  # fmt: skip
     """The declared purpose an audience is for; refuses an unknown purpose or channel."""
     if channel not in CHANNELS:
         raise ValidationFailed(f"channel {channel!r} is unknown: use one of {', '.join(CHANNELS)}")
     try:
-        return enforce.context(db, tenant=tenant).purpose(tenant, purpose, brands)
+        return (ctx or enforce.context(db, tenant=tenant)).purpose(tenant, purpose, brands)
     except NotFound as e:  # said as a fault of the audience being checked
         raise ValidationFailed(f"purpose {purpose!r} is unknown: {e.message}") from e
 
@@ -61,15 +63,19 @@ def admit(
     destination: str | None = None,
     act: str | None = None,
     act_id: str | None = None,
+    ctx: enforce.Context | None = None,
 ) -> Admitted:
     """The members of an audience: its matches less everyone consent keeps out, decided
-    now. ``purpose`` is its name, or the purpose :func:`purpose_of` found. With ``act``
-    every allow and block is written to the decision log."""
+    now. ``purpose`` is its name, or the purpose :func:`purpose_of` found; ``ctx`` the
+    consent context the caller read a moment ago. With ``act`` every allow and block is
+    written to the decision log."""
     p = (
         purpose
         if isinstance(purpose, Purpose)
-        else purpose_of(db, tenant=tenant, purpose=purpose, channel=channel, brands=brands)
+        else purpose_of(
+            db, tenant=tenant, purpose=purpose, channel=channel, brands=brands, ctx=ctx
+        )  # fmt: skip
     )
     got = enforce.admit(db, matched, tenant=tenant, purpose=p, channel=channel,
-                        destination=destination, act=act, act_id=act_id)  # fmt: skip
+                        destination=destination, act=act, act_id=act_id, ctx=ctx)  # fmt: skip
     return Admitted(got.members, got.matched, got.excluded, p.id, channel, got.blocked)

@@ -33,6 +33,7 @@ from quanyu.audiences.models import (
     Region,
     Snapshot,
 )
+from quanyu.consent import enforce
 from quanyu.engine import DuplicateKey, Session, WriteConflict
 from quanyu.errors import Conflict, NotFound
 from quanyu.identity.models import format_oneid
@@ -119,12 +120,14 @@ def count(db: Session, draft: AudienceDraft, *, tenant: str, cache: IndexCache =
     """A live count of a draft: matched, excluded by consent, by brand and channel, a sample."""
     started = time.perf_counter()
     node = read_rule(draft.rule)
+    ctx = enforce.context(db, tenant=tenant)  # read once for the whole count
     purpose = consent_gate.purpose_of(db, tenant=tenant, purpose=draft.purpose,
-                                      channel=draft.channel, brands=draft.brands)  # fmt: skip
+                                      channel=draft.channel, brands=draft.brands,
+                                      ctx=ctx)  # fmt: skip
     index, built_at = cache.get(db, tenant=tenant)
     matched, plan = _matches(db, index, node, tenant=tenant, brands=draft.brands)
     admitted = consent_gate.admit(db, matched, tenant=tenant, purpose=purpose,
-                                  channel=draft.channel, brands=draft.brands)  # fmt: skip
+                                  channel=draft.channel, brands=draft.brands, ctx=ctx)  # fmt: skip
     members = admitted.members
     return Count(
         matched=admitted.matched, excluded=admitted.excluded, size=len(members),

@@ -239,11 +239,13 @@ def admit(
     act: str | None = None,
     act_id: str | None = None,
     now: datetime | None = None,
+    ctx: Context | None = None,
 ) -> Admitted:
     """The people of ``matched`` who may be reached for ``purpose`` on ``channel`` (at
     ``destination``), decided now. With ``act`` (``export``, ``push``, ``send`` ...),
-    every allow and block is written to the decision log under ``act_id``."""
-    ctx = context(db, tenant=tenant)
+    every allow and block is written to the decision log under ``act_id``. ``ctx`` is
+    the tenant's :func:`context` when the caller has just read it."""
+    ctx = ctx or context(db, tenant=tenant)
     blocks = _Blocks()
     allowed_to = purpose.destinations
     if destination is not None and allowed_to is not None and destination not in allowed_to:
