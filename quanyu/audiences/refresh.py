@@ -13,11 +13,11 @@ Every ``interval`` seconds, for each tenant:
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from quanyu.audiences import service as audiences
+from quanyu.background import Periodic
 from quanyu.engine import Engine, Session
 from quanyu.ids import utcnow
 from quanyu.tags import jsonform
@@ -80,30 +80,14 @@ def _changed_tags(db: Session, tenant: str, before: set[int]) -> set[str]:
     return changed
 
 
-class Refresher:
+class Refresher(Periodic):
     """A daemon thread running :func:`refresh_tenant` for every tenant on a period."""
 
+    failure = "refreshing tags and audiences failed; retrying on the next pass"
+
     def __init__(self, engine: Engine, *, interval: float = 30.0) -> None:
+        super().__init__(interval=interval, name="quanyu-refresh")
         self._engine = engine
-        self.interval = interval
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="quanyu-refresh", daemon=True)
-        self.passes = 0
-
-    def start(self) -> None:
-        """Start refreshing."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the current pass."""
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=30)
-
-    def poke(self) -> None:
-        """Run a pass now."""
-        self._wake.set()
 
     def run_once(self) -> Pass:
         """One pass over every tenant; a failing tenant is logged and the others go on."""
@@ -116,11 +100,3 @@ class Refresher:
                     log.exception("refreshing tags and audiences of tenant %s failed", tenant.id)
         self.passes += 1
         return done
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            self.run_once()

@@ -51,6 +51,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from quanyu.background import Periodic
 from quanyu.consent import capture_sql as cq
 from quanyu.consent import ledger, propagate, service
 from quanyu.consent.collection import withheld
@@ -399,34 +400,22 @@ def _drop(db: Session, tenant: str) -> int:
     return int(doomed.num_rows)
 
 
-class Capturer:
+class Capturer(Periodic):
     """A daemon thread capturing consent from events whenever identity resolved more
     (woken by :meth:`notify`, and every ``interval`` seconds regardless)."""
+
+    failure = "consent capture failed; retrying on the next pass"
 
     def __init__(
         self, engine: Engine, *, interval: float = 5.0, on_change: Callable[[], None] | None = None
     ) -> None:
+        super().__init__(interval=interval, name="quanyu-consent")
         self._engine = engine
-        self.interval = interval
         self._on_change = on_change
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="quanyu-consent", daemon=True)
-        self.passes = 0
-
-    def start(self) -> None:
-        """Start capturing."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the current pass."""
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=30)
 
     def notify(self, *_: object) -> None:
         """Run a pass now (the resolver calls this after resolving events)."""
-        self._wake.set()
+        self.poke()
 
     def run_once(self) -> int:
         """One pass over every tenant behind; returns the entries appended."""
@@ -437,14 +426,3 @@ class Capturer:
         if appended and self._on_change is not None:
             self._on_change()  # subscribers hear of the new entries at once
         return appended
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            try:
-                self.run_once()
-            except Exception:  # noqa: BLE001 - logged; the cursor makes the next pass retry
-                log.exception("consent capture failed; retrying on the next pass")

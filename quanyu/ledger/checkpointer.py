@@ -9,39 +9,23 @@ checkpoint list grows with the log, not with time.
 from __future__ import annotations
 
 import logging
-import threading
 
+from quanyu.background import Periodic
 from quanyu.engine import Engine
 from quanyu.ledger import service
 
 log = logging.getLogger("quanyu.ledger")
 
 
-class Checkpointer:
+class Checkpointer(Periodic):
     """A daemon thread signing checkpoints of grown logs on a period."""
 
+    failure = "signing ledger checkpoints failed; retrying on the next pass"
+
     def __init__(self, engine: Engine, master_key: bytes, *, interval: float = 60.0) -> None:
+        super().__init__(interval=interval, name="quanyu-checkpoint")
         self._engine = engine
         self._master_key = master_key
-        self.interval = interval
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="quanyu-checkpoint", daemon=True)
-        self.passes = 0
-
-    def start(self) -> None:
-        """Start signing."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the current pass."""
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=30)
-
-    def poke(self) -> None:
-        """Run a pass now."""
-        self._wake.set()
 
     def run_once(self) -> list[str]:
         """One pass; the tenants whose log got a new checkpoint. A failing tenant is
@@ -67,14 +51,8 @@ class Checkpointer:
             for tenant, _ in service.logs(db):
                 service.warm(db, tenant)
 
-    def _run(self) -> None:
+    def before(self) -> None:
         try:
             self.warm()
         except Exception:  # noqa: BLE001 - a cold cache is slower, never wrong
             log.exception("warming the ledger's tile cache failed")
-        while not self._stop.is_set():
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            self.run_once()
