@@ -918,6 +918,10 @@ from quanyu.cli_scans import scans_app  # noqa: E402
 
 app.add_typer(scans_app, name="scans")
 
+from quanyu.cli_users import users_app  # noqa: E402
+
+app.add_typer(users_app, name="users")
+
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the app, turning Quanyu errors into one line and exit code 1."""

@@ -32,12 +32,14 @@ from quanyu.api import (
     tags,
     tenancy,
     tracking,
+    users,
 )
 from quanyu.api.middleware import RequestContext
 from quanyu.audiences import sendgate
 from quanyu.audiences.refresh import Refresher
 from quanyu.config import Settings, get_settings
 from quanyu.consent.capture import Capturer
+from quanyu.console import app as console
 from quanyu.delivery.worker import DeliveryWorker
 from quanyu.identity.secrets import load_master_key
 from quanyu.identity.service import Resolver
@@ -169,9 +171,11 @@ def create_app(
         delivery,
         ledger,
         scans,
+        users,
         ops,
     ):
         app.include_router(module.router)
+    console.install(app)
     return app
 
 

@@ -155,10 +155,11 @@ class Principal(BaseModel):
     isv_id: str | None = None
     tenant_id: str | None = None
     scopes: frozenset[str]
+    kind: Literal["key", "user"] = "key"
 
     @property
     def actor(self) -> str:
-        return f"key:{self.key_id}"
+        return f"{self.kind}:{self.key_id}"
 
     def allows(self, capability: str, access: Literal["read", "write"]) -> bool:
         """Whether the scopes grant ``access`` to ``capability`` (write implies read)."""

@@ -64,4 +64,22 @@ MIGRATIONS = [
         );
         """,
     ),
+    Migration(
+        "tenancy",
+        2,
+        """
+        CREATE TABLE console_users (
+            id VARCHAR PRIMARY KEY,
+            login VARCHAR NOT NULL UNIQUE,
+            name VARCHAR NOT NULL,
+            password_hash VARCHAR NOT NULL,
+            role VARCHAR NOT NULL,
+            isv_id VARCHAR,
+            tenant_id VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            disabled_at TIMESTAMP,
+            last_sign_in_at TIMESTAMP
+        );
+        """,
+    ),
 ]

@@ -519,6 +519,11 @@ def authorize(
         Forbidden: the scope is missing. NotFound: the tenant is out of reach.
     """
     if not principal.allows(capability, access):
+        if principal.kind == "user":
+            raise Forbidden(
+                f"User {principal.key_id}'s role lacks '{capability}:{access}';"
+                " ask an admin of the tenant for a role that has it."
+            )
         raise Forbidden(
             f"Key {principal.key_id} lacks scope '{capability}:{access}'; create a key with it."
         )

@@ -40,6 +40,19 @@ def chromium() -> str:
     pytest.skip("no Chromium on this machine (make chromium installs Debian's)")
 
 
+#: Headless flags for this machine's closed network (no background or update traffic).
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
 def ensure_analytics_next() -> str:
     """Install the pinned package with npm when missing or stale; return its version."""
     wanted = json.loads((JS / "package.json").read_text())["dependencies"][
@@ -89,14 +102,7 @@ def run_page(browser: str, url: str, profile: Path) -> str:
         [
             browser,
             "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={profile}",
             "--virtual-time-budget=5000",
             "--dump-dom",
