@@ -172,6 +172,11 @@ def demo(
     )
     out.print(f"Tags: {len(run['tags'])} computed for {run['profiles']:,} people")
     out.print(f"Consent: {captured['total']:,} decisions in the ledger, read from the events")
+    if result.codes:
+        out.print(
+            f"Codes: {result.codes['codes']:,} activated and shipped,"
+            f" {result.codes['scans']:,} consumer scans"
+        )
     _print_demo(result.as_json(), settings.base_url)
 
 
@@ -205,7 +210,7 @@ def _demo_tags(c: Client, tenant: str) -> dict[str, Any]:
 def _print_demo(keys: dict[str, Any], url: str) -> None:
     lines = [
         "",
-        f"Quanyu demo: API at {url}, OpenAPI docs at {url}/docs",
+        f"Quanyu demo: console at {url}/console/, API at {url}, OpenAPI docs at {url}/docs",
         f"  tenant        {keys['tenant_id']}",
         f"  admin key     {keys['admin_key']}   (Authorization: Bearer ...)",
         f"  platform key  {keys['platform_key']}",
@@ -213,6 +218,14 @@ def _print_demo(keys: dict[str, Any], url: str) -> None:
         *(
             f"    {k['write_key']}  {k['name']} ({k['source_id']})"
             for k in keys["write_keys"].values()
+        ),
+        *(
+            [
+                f"  console       {url}/console/  sign in as {console['login']}"
+                f" with password {console['password']}"
+            ]
+            if (console := keys.get("console"))
+            else []
         ),
         "",
         "Try:",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,10 +22,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from quanyu.client import Client
+from quanyu.demo.codes import load_codes
 from quanyu.demo.generate import DEMO_BRANDS, DEMO_SOURCES, DemoData, generate
 from quanyu.ingest.importer import ImportSummary, run_import
 
 TENANT_NAME = "Hanami Group (demo)"
+CONSOLE_LOGIN = "demo"
 ISV_NAME = "Demo Partner"
 
 Step = Callable[[str, int], Callable[[int], None]]
@@ -39,6 +42,8 @@ class DemoResult:
     admin_key: str
     platform_key: str
     write_keys: dict[str, dict[str, str]] = field(default_factory=dict)
+    console: dict[str, str] = field(default_factory=dict)
+    codes: dict[str, Any] = field(default_factory=dict)
     events: ImportSummary | None = None
     profiles: ImportSummary | None = None
     files: dict[str, str] = field(default_factory=dict)
@@ -49,6 +54,7 @@ class DemoResult:
             "admin_key": self.admin_key,
             "platform_key": self.platform_key,
             "write_keys": self.write_keys,
+            "console": self.console,
             "files": self.files,
         }
 
@@ -79,6 +85,12 @@ def create_tenant(client: Client) -> tuple[DemoResult, dict[str, str], dict[str,
     admin = client.post(f"/v1/tenants/{t}/keys", {"name": "Demo admin", "scopes": ["admin"]})
     platform = client.post("/v1/keys", {"name": "Demo platform admin", "scopes": ["admin"]})
     result = DemoResult(tenant_id=t, admin_key=admin["secret"], platform_key=platform["secret"])
+    password = secrets.token_urlsafe(12)
+    client.post(
+        f"/v1/tenants/{t}/users",
+        {"login": CONSOLE_LOGIN, "name": "Demo admin", "password": password, "role": "admin"},
+    )
+    result.console = {"login": CONSOLE_LOGIN, "password": password}
     sources: dict[str, str] = {}
     for s in DEMO_SOURCES:
         body = {"name": s.name, "kind": s.kind, "brand_id": brands.get(s.brand or "")}
@@ -163,6 +175,9 @@ def load(
         kind="profiles",
         on_progress=step("Importing member records", data.profiles.num_rows),
     )
+    coding = step("Product codes, shipments and scans", 1)
+    result.codes = load_codes(client, tenant=result.tenant_id, brands=brands, seed=seed)
+    coding(1)
     return result
 
 
