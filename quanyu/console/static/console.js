@@ -34,4 +34,8 @@
   }
   document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
   document.addEventListener("htmx:afterSwap", function (e) { drawCharts(e.target); });
+  // when the page's last live part arrived (read by the page-load benchmark)
+  document.addEventListener("htmx:afterSettle", function () {
+    window.quanyuLastSwap = performance.now();
+  });
 })();
