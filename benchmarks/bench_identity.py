@@ -49,7 +49,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, process  # noqa: E402
+from common import cpu_seconds, machine, process  # noqa: E402
 
 from quanyu.client import connect  # noqa: E402
 from quanyu.config import Settings  # noqa: E402
@@ -311,12 +311,6 @@ def check_people(http: httpx.Client, tenant: Tenant, people: list[Person]) -> in
         if seen.setdefault(oneid, p.unionid) != p.unionid:
             raise AssertionError(f"{p.unionid} and {seen[oneid]} share the OneID {oneid}")
     return len(people)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bench_incremental(url: str, tenant: Tenant, token: str, seconds: float, server: int) -> None:

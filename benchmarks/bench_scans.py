@@ -30,7 +30,7 @@ import orjson
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, free_port, machine, process  # noqa: E402
+from common import ROOT, cpu_seconds, free_port, machine, process  # noqa: E402
 
 CITIES = ["成都", "北京", "上海", "广州", "深圳", "杭州", "武汉", "西安", "贵阳", "遵义"]
 PER_IP = 25  # requests per connection (and per source address), below the IP burst
@@ -260,7 +260,7 @@ def main() -> None:
         serve_cmd = [sys.executable, "-m", "quanyu.cli", "serve", "--port", str(port)]
         if os.environ.get("BENCH_SCANS_PROFILE"):
             serve_cmd = [sys.executable, "-m", "benchmarks.bench_scans", "--serve", str(port)]
-        with process(serve_cmd, env, f"{url}/docs"):
+        with process(serve_cmd, env, f"{url}/docs") as server:
             base = [
                 sys.executable,
                 "-m",
@@ -279,11 +279,15 @@ def main() -> None:
             warm = [*base, "--seconds", str(args.warmup), "--count", str(args.count)]
             subprocess.run(warm, check=True, cwd=ROOT, capture_output=True)
             run = [*base, "--seconds", str(args.seconds), "--count", str(args.count)]
+            cpu = cpu_seconds(server.pid)
             out = subprocess.run(run, check=True, cwd=ROOT, capture_output=True, text=True)
+            cpu = cpu_seconds(server.pid) - cpu
             got = json.loads(out.stdout)
         print(
             f"{got['requests']:,} scans in {got['seconds']} s: {got['scans_per_s']:,} scans/s,"
-            f" p50 {got['p50_ms']} ms, p99 {got['p99_ms']} ms; statuses {got['status']}"
+            f" p50 {got['p50_ms']} ms, p99 {got['p99_ms']} ms; statuses {got['status']};"
+            f" server CPU {cpu * 1000 / max(got['requests'], 1):.2f} ms per scan"
+            f" ({cpu / got['seconds']:.2f} cores)"
         )
 
 

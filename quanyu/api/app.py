@@ -154,8 +154,9 @@ def create_app(
         expose_headers=["Retry-After", "X-RateLimit-Reset", "X-Request-ID"],
     )
     app.add_middleware(RequestContext)
-    for module in (
+    for module in (  # the hot paths first: a request is matched against routes in order
         tracking,
+        scans,
         tenancy,
         events,
         imports,
@@ -170,7 +171,6 @@ def create_app(
         consent_subscribers,
         delivery,
         ledger,
-        scans,
         users,
         ops,
     ):
