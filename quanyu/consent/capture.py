@@ -124,6 +124,10 @@ def capture_pending(engine: Engine) -> int:
     return appended
 
 
+#: Up to this many identifiers, a pass looks them up by id; beyond, it joins them all.
+_FEW_NODES = 2_000
+
+
 def capture_tenant(db: Session, *, tenant: str) -> Captured:
     """Capture one tenant's resolved, uncaptured events (see the module docstring)."""
     with _LOCK:
@@ -138,7 +142,10 @@ def _capture(db: Session, tenant: str) -> Captured:
     done = Captured(tenant, after, max(after, upto))
     if upto <= after:
         return done
-    rows = db.execute(cq.CANDIDATES, [tenant, tenant, tenant, tenant, after, upto])
+    nodes = [int(n) for (n,) in db.execute(cq.CANDIDATE_NODES, [tenant, after, upto] * 2)]
+    rows = db.execute(
+        cq.CANDIDATES, [tenant, after, upto, tenant, nodes, tenant, tenant, after, upto]
+    )
     purposes = service.list_purposes(db, tenant=tenant)
     guardian = service.get_settings(db, tenant=tenant).guardian_under
     people = _people(db, tenant, {int(r[11]) for r in rows if r[11] is not None})

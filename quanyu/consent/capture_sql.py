@@ -29,15 +29,28 @@ SET_CAPTURED = statement(
     "consent.set_captured",
     "UPDATE consent_state SET captured_seq = ?, updated_at = ? WHERE tenant_id = ?",
 )
+_CARRIES_CONSENT = (
+    "((e.type = 'track' AND e.event = 'Consent Updated') OR e.context LIKE '%categoryPreferences%')"
+)
+#: The identifier nodes of the events of commits (?, ?] that may carry a consent decision.
+#: Parameters: tenant, after, upto, tenant, after, upto.
+CANDIDATE_NODES = statement(
+    "consent.capture_candidate_nodes",
+    "SELECT DISTINCT n.node_id FROM events AS e JOIN event_nodes AS n ON n.tenant_id = ?"
+    " AND n.source_id = e.source_id AND n.message_id = e.message_id"
+    " AND n.commit_seq > ? AND n.commit_seq <= ? AND n.node_id >= 0"
+    f" WHERE e.tenant_id = ? AND e.commit_seq > ? AND e.commit_seq <= ? AND {_CARRIES_CONSENT}",
+)
 #: Resolved events of commits (?, ?] that carry a consent decision: every ``Consent
 #: Updated`` track call, and each event whose Segment ``categoryPreferences`` (as JSON
 #: text) differ from those of the person's previous such event in the range (SDKs repeat
 #: them on every call: only a change can say something new). With the identifier each
 #: hangs on (node -1 or NULL: none), its person and the kind of source it came through.
-#: Parameters: tenant x4, after, upto.
-CANDIDATES = statement(
-    "consent.capture_candidates",
-    """
+#: The range bounds both events and event_nodes (an event's node rows carry its commit),
+#: and identifiers are read for the nodes of :data:`CANDIDATE_NODES` only, so a pass reads
+#: the new rows, never a hash table of the tenant's whole identity graph.
+#: Parameters: tenant, after, upto, tenant, node ids, tenant x2, after, upto (after >= 0).
+_CANDIDATES = """
     WITH found AS (
         SELECT e.source_id, e.message_id, coalesce(e.commit_seq, 0) AS commit_seq,
             e.timestamp, e.type, e.event, e.properties,
@@ -47,13 +60,14 @@ CANDIDATES = statement(
             n.node_id, d.key, d.id_type, d.profile_id, s.kind
         FROM events AS e
         LEFT JOIN event_nodes AS n ON n.tenant_id = ? AND n.source_id = e.source_id
-            AND n.message_id = e.message_id
-        LEFT JOIN id_nodes AS d ON d.tenant_id = ? AND d.node_id = n.node_id
+            AND n.message_id = e.message_id {in_range}
+        LEFT JOIN (
+            SELECT node_id, key, id_type, profile_id FROM id_nodes
+            WHERE tenant_id = ? {nodes}
+        ) AS d ON d.node_id = n.node_id
         LEFT JOIN sources AS s ON s.tenant_id = ? AND s.id = e.source_id
-        WHERE e.tenant_id = ? AND coalesce(e.commit_seq, 0) > ?
-            AND coalesce(e.commit_seq, 0) <= ?
-            AND ((e.type = 'track' AND e.event = 'Consent Updated')
-                OR e.context LIKE '%categoryPreferences%')
+        WHERE e.tenant_id = ? AND e.commit_seq > ? AND e.commit_seq <= ?
+            AND {carries}
     ), ordered AS (
         SELECT *, lag(prefs) OVER (PARTITION BY profile_id
             ORDER BY commit_seq, timestamp, source_id, message_id) AS previous
@@ -65,7 +79,21 @@ CANDIDATES = statement(
     FROM ordered
     WHERE prefs IS NULL OR previous IS NULL OR previous <> prefs
     ORDER BY commit_seq, timestamp, source_id, message_id
-    """,
+    """
+CANDIDATES = statement(
+    "consent.capture_candidates",
+    _CANDIDATES.format(
+        in_range="AND n.commit_seq > ? AND n.commit_seq <= ?",
+        nodes="AND list_contains(?, node_id)",
+        carries=_CARRIES_CONSENT,
+    ),
+)
+#: :data:`CANDIDATES` for a large range (the demo's import, a backfill): every identifier
+#: of the tenant at once, which beats looking up tens of thousands one by one.
+#: Parameters: tenant x4, after, upto.
+CANDIDATES_MANY = statement(
+    "consent.capture_candidates_many",
+    _CANDIDATES.format(in_range="", nodes="", carries=_CARRIES_CONSENT),
 )
 #: The keys of the staged persons' identifiers (what a decision of theirs covers).
 PERSON_KEYS = statement(
