@@ -54,7 +54,7 @@ import pyarrow as pa
 from quanyu.background import Periodic
 from quanyu.consent import capture_sql as cq
 from quanyu.consent import ledger, propagate, service
-from quanyu.consent.collection import withheld
+from quanyu.consent.collection import collecting_purposes, withheld
 from quanyu.consent.ledger import Covered, NewEntry, Rules
 from quanyu.consent.models import CHANNELS, SURFACES, Purpose, Status
 from quanyu.engine import Engine, Session
@@ -126,6 +126,8 @@ def capture_pending(engine: Engine) -> int:
 
 #: Up to this many identifiers, a pass looks them up by id; beyond, it joins them all.
 _FEW_NODES = 2_000
+#: Tenants this process gave their default entity and purposes (a pass checks once).
+_DEFAULTS_MADE: set[str] = set()
 
 
 def capture_tenant(db: Session, *, tenant: str) -> Captured:
@@ -135,7 +137,9 @@ def capture_tenant(db: Session, *, tenant: str) -> Captured:
 
 
 def _capture(db: Session, tenant: str) -> Captured:
-    service.ensure_defaults(db, tenant=tenant)
+    if tenant not in _DEFAULTS_MADE:  # entities and purposes are never deleted
+        service.ensure_defaults(db, tenant=tenant)
+        _DEFAULTS_MADE.add(tenant)
     progress = db.one(cq.PROGRESS, [tenant, tenant])
     upto = int(progress[0] or 0) if progress else 0
     after = int(progress[1] or 0) if progress else 0
@@ -143,9 +147,18 @@ def _capture(db: Session, tenant: str) -> Captured:
     if upto <= after:
         return done
     nodes = [int(n) for (n,) in db.execute(cq.CANDIDATE_NODES, [tenant, after, upto] * 2)]
-    rows = db.execute(
-        cq.CANDIDATES, [tenant, after, upto, tenant, nodes, tenant, tenant, after, upto]
-    )
+    if len(nodes) > _FEW_NODES:
+        rows = db.execute(cq.CANDIDATES_MANY, [tenant, tenant, tenant, tenant, after, upto])
+    else:
+        rows = db.execute(
+            cq.CANDIDATES, [tenant, after, upto, tenant, nodes, tenant, tenant, after, upto]
+        )
+    if not rows and not collecting_purposes(db, tenant=tenant, policies=("drop",)):
+        with db.transaction():  # nothing said, nothing to drop: only move the cursor on
+            again = db.one(cq.PROGRESS, [tenant, tenant])
+            if again is not None and int(again[1] or 0) == after:
+                db.execute(cq.SET_CAPTURED, [upto, utcnow(), tenant])
+        return done
     purposes = service.list_purposes(db, tenant=tenant)
     guardian = service.get_settings(db, tenant=tenant).guardian_under
     people = _people(db, tenant, {int(r[11]) for r in rows if r[11] is not None})

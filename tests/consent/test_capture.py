@@ -43,8 +43,14 @@ def entries(w: World, db: Session, user: str) -> list[Any]:
     return service.history(db, tenant=w.tenant, profile_id=w.person(db, user))
 
 
-def test_both_forms_once_only(world: World, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+@pytest.mark.parametrize("few", [2_000, 0], ids=["identifiers-by-id", "all-identifiers"])
+def test_both_forms_once_only(
+    world: World,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    few: int,
+) -> None:
     w = world
+    monkeypatch.setattr(capture, "_FEW_NODES", few)  # both plans of a pass say the same
     w.send("mp", [
         identify("u1", "i1"),
         updated("u1", "c1", 5, purpose="marketing", channel="sms", status="granted",
@@ -56,6 +62,7 @@ def test_both_forms_once_only(world: World, monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(ZeroDivisionError):
         capture_pending(w.engine)
     monkeypatch.undo()
+    monkeypatch.setattr(capture, "_FEW_NODES", few)
     with w.engine.connect() as db:
         assert entries(w, db, "u1") == []
     assert capture_pending(w.engine) == 3
