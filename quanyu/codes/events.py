@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +31,14 @@ def canonical(value: Any) -> bytes:
 def codes_digest(codes: list[str]) -> str:
     """Hex SHA-256 of the codes sorted and concatenated (16 characters each)."""
     return hashlib.sha256("".join(sorted(codes)).encode()).hexdigest()
+
+
+@contextmanager
+def recording(db: Session, tenant: str) -> Iterator[None]:
+    """The transaction to record code events in: it holds the tenant's ledger lock, so its
+    leaves queue behind other appends (consent capture, rewards) instead of conflicting."""
+    with ledger.appending(db, tenant), db.transaction():
+        yield
 
 
 def record(

@@ -158,7 +158,7 @@ def generate(
     redrawn, done = 0, 0
     while done < want:
         n = min(CHUNK, want - done)
-        with db.transaction():
+        with events.recording(db, tenant):
             now = utcnow()
             have = codes.get_order(db, tenant=tenant, order_id=order_id).generated
             if have + n > order.quantity:

@@ -99,7 +99,7 @@ def _bulk(
     params: Sequence[Any],
     context: dict[str, Any] | None = None,
 ) -> CodeEvent:
-    with db.transaction():
+    with events.recording(db, tenant):
         _select(db, keys, tenant, sel)
         _check(db, action)
         if action in CASCADES:
@@ -178,7 +178,7 @@ def aggregate(
         NotFound: a code this tenant never issued.
     """
     (pcode,) = service.canonical_codes(keys, [parent])
-    with db.transaction():
+    with events.recording(db, tenant):
         _, _, state, level, above, _ = _one(db, tenant, pcode)
         if level == "item" or state not in ("activated", "aggregated") or above is not None:
             why = ("an item holds nothing" if level == "item" else
@@ -213,7 +213,7 @@ def reject(
             not a printed code of the same order.
     """
     codes = service.canonical_codes(keys, [code] + ([replacement] if replacement else []))
-    with db.transaction():
+    with events.recording(db, tenant):
         _select(db, keys, tenant, Selector(codes=codes[:1]))
         _check(db, "reject")
         db.unstage("codes_sel")

@@ -201,7 +201,7 @@ def redeem(
     person = person_digest(keys, req.person)
     for attempt in range(RETRIES):
         try:
-            with db.transaction():
+            with ledger.appending(db, tenant), db.transaction():
                 return _redeem_once(db, tenant, camp, info.code, key, person, now, rng)
         except Exception as e:
             if not _is_conflict(e):

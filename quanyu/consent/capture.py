@@ -225,8 +225,8 @@ def _remember(people: dict[int, _Person], e: NewEntry) -> None:
     but it is newer than any stored one)."""
     if e.profile_id is None:
         return
-    for key in e.covers:
-        covered = people[e.profile_id].covered
+    for key in e.covers:  # (a person merged into another since the pass read it: new)
+        covered = people.setdefault(e.profile_id, _Person([])).covered
         fake = (1 << 62) + len(covered)
         covered.append(
             Covered(key, fake, e.purpose_id, e.channel, e.status, e.separate, e.decided_at)
