@@ -110,7 +110,7 @@ def order_states(tenant_id: Read, order_id: str, db: DbDep) -> dict[str, int]:
 
 @router.get(P + "/orders/{order_id}/package")
 def package(
-    tenant_id: Read,
+    tenant_id: Write,  # the package holds the inner (reward) codes: printers only
     order_id: str,
     db: DbDep,
     key: MasterKeyDep,

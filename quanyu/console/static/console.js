@@ -27,7 +27,13 @@
       }));
       var data = [spec.x].concat(spec.series.map(function (s) { return s.values; }));
       var opts = { width: el.clientWidth || 600, height: spec.height || 220, series: series,
-                   scales: { x: { time: spec.time !== false } } };
+                   scales: { x: { time: spec.time !== false } },
+                   // room for the longest y label ("3,000,000"), which the default cuts
+                   axes: [{}, { size: function (u, values) {
+                     var n = (values || []).reduce(function (m, v) {
+                       return Math.max(m, String(v).length); }, 0);
+                     return Math.max(50, n * 8 + 18);
+                   } }] };
       el.dataset.drawn = "1";
       new uPlot(opts, data, el);
     });
