@@ -64,22 +64,26 @@ def demo_dir(consumers: int, fresh: bool) -> Path:
     return data_dir
 
 
-def detail_pages(page: Any, base: str, tenant: str) -> list[str]:
-    """Pages a user reaches from the menu: the first link of each kind found there."""
-    found = []
-    for menu, pattern in (
-        ("profiles?q=1", f"/console/t/{tenant}/profiles/"),
-        ("audiences", f"/console/t/{tenant}/audiences/"),
-        ("tags", f"/console/t/{tenant}/tags/"),
-        ("codes", f"/console/t/{tenant}/codes/"),
-        ("consent", f"/console/t/{tenant}/consent/"),
-    ):
-        page.goto(f"{base}/console/t/{tenant}/{menu}")
+def detail_pages(page: Any, base: str, tenant: str, menu: list[str]) -> list[str]:
+    """Pages a user reaches from the menu: the first link of each shape found on the menu's
+    pages (a customer, an audience, a tag, a code, a dealer, a consent entry …), files to
+    download left out."""
+    found: dict[str, str] = {}
+    prefix = f"/console/t/{tenant}/"
+    for path in [*menu, f"{prefix}profiles?q=1"]:
+        page.goto(base + path)
         hrefs = page.eval_on_selector_all(
-            f'main a[href^="{pattern}"]', "els => els.map(e => e.getAttribute('href'))"
+            f'main a[href^="{prefix}"]:not([download])',
+            "els => els.map(e => e.getAttribute('href'))",
         )
-        found.extend(hrefs[:1])
-    return found
+        for href in hrefs:
+            rest = href[len(prefix) :].split("?")[0].split("#")[0]
+            parts = rest.strip("/").split("/")
+            if len(parts) < 2 or any(p in ("package", "qr", "export", "download") for p in parts):
+                continue
+            shape = "/".join([parts[0], *("*" for _ in parts[1:])])
+            found.setdefault(shape, href.split("#")[0])
+    return list(found.values())
 
 
 def measure(url: str, keys: dict[str, Any], repeat: int) -> dict[str, dict[str, float]]:
@@ -100,7 +104,7 @@ def measure(url: str, keys: dict[str, Any], repeat: int) -> dict[str, dict[str, 
         tab.click("button[type=submit]")
         tab.wait_for_url(f"{url}/console/t/{tenant}/")
         menu = tab.eval_on_selector_all("nav.side a", "els => els.map(e => e.getAttribute('href'))")
-        pages = [*menu, *detail_pages(tab, url, tenant)]
+        pages = [*menu, *detail_pages(tab, url, tenant, menu)]
         for path in pages:
             samples: dict[str, list[float]] = {"response": [], "load": [], "settled": []}
             for i in range(repeat + 1):
