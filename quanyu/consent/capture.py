@@ -146,13 +146,15 @@ def _capture(db: Session, tenant: str) -> Captured:
     done = Captured(tenant, after, max(after, upto))
     if upto <= after:
         return done
-    nodes = [int(n) for (n,) in db.execute(cq.CANDIDATE_NODES, [tenant, after, upto] * 2)]
-    if len(nodes) > _FEW_NODES:
-        rows = db.execute(cq.CANDIDATES_MANY, [tenant, tenant, tenant, tenant, after, upto])
-    else:
-        rows = db.execute(
-            cq.CANDIDATES, [tenant, after, upto, tenant, nodes, tenant, tenant, after, upto]
-        )
+    with db.transaction():  # one snapshot: a person the rows name is a person read here
+        nodes = [int(n) for (n,) in db.execute(cq.CANDIDATE_NODES, [tenant, after, upto] * 2)]
+        if len(nodes) > _FEW_NODES:
+            rows = db.execute(cq.CANDIDATES_MANY, [tenant, tenant, tenant, tenant, after, upto])
+        else:
+            rows = db.execute(
+                cq.CANDIDATES, [tenant, after, upto, tenant, nodes, tenant, tenant, after, upto]
+            )
+        people = _people(db, tenant, {int(r[11]) for r in rows if r[11] is not None})
     if not rows and not collecting_purposes(db, tenant=tenant, policies=("drop",)):
         with db.transaction():  # nothing said, nothing to drop: only move the cursor on
             again = db.one(cq.PROGRESS, [tenant, tenant])
@@ -161,7 +163,6 @@ def _capture(db: Session, tenant: str) -> Captured:
         return done
     purposes = service.list_purposes(db, tenant=tenant)
     guardian = service.get_settings(db, tenant=tenant).guardian_under
-    people = _people(db, tenant, {int(r[11]) for r in rows if r[11] is not None})
     entries: list[NewEntry] = []
     letters: list[dict[str, Any]] = []
     for r in rows:
