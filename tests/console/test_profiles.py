@@ -109,7 +109,9 @@ def _wait(
 
 
 def settled(page: Any) -> None:
-    """Wait until the parts of the 360 view that arrive with htmx are in."""
+    """Scroll to the timeline (it loads when it comes into view) and wait until the parts
+    of the 360 view that arrive with htmx are in."""
+    page.locator("#timeline").scroll_into_view_if_needed()
     page.wait_for_function("!document.querySelector('.loading, .htmx-request')")
 
 

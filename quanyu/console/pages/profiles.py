@@ -10,6 +10,9 @@ page, for roles with ``identity:write`` only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -319,18 +322,53 @@ def _view(ctx: Ctx, oneid: str, brand: str | None) -> ProfileView:
     )
 
 
+#: Threads that read the 360 view's independent parts side by side (DuckDB releases the
+#: interpreter while it reads, so two cores serve one page at once).
+_SIDE = ThreadPoolExecutor(4, thread_name_prefix="quanyu-console-360")
+
+
+def _aside(ctx: Ctx, read: Callable[[Ctx], Any]) -> Future[Any]:
+    """Run ``read`` in a thread with a database session of its own."""
+
+    def run() -> Any:
+        with ctx.engine.connect() as db:
+            return read(replace(ctx, db=db))
+
+    return _SIDE.submit(run)
+
+
+def _tags_of(ctx: Ctx, profile: int) -> tuple[list[Any], dict[str, str]]:
+    names = {
+        t.key: (t.name_zh if ctx.lang == "zh" else t.name_en)
+        for t in tags.list_tags(ctx.db, tenant=ctx.tenant_id)
+    }
+    return tags.profile_tags(ctx.db, tenant=ctx.tenant_id, profile_id=profile), names
+
+
 @router.get("/t/{tenant_id}/profiles/{profile_id}")
 def profile_page(ctx: Reader, profile_id: str, brand: str | None = None) -> HTMLResponse:
     """The 360 view of one person; consent, code scans and the timeline arrive with htmx
     right after (each is a read of its own, run alongside)."""
-    oneid = format_oneid(parse_oneid(profile_id))
+    number = parse_oneid(profile_id)
+    oneid = format_oneid(number)
+    parts = {
+        "tags": _aside(ctx, lambda c: _tags_of(c, number)),
+        "audiences": _aside(ctx, lambda c: _audiences(c, number)),
+        "history": _aside(ctx, lambda c: _history_values(c, oneid, None)),
+    }
     view = _view(ctx, oneid, brand)
     tenant = ctx.tenant_id
-    tag_list = tags.profile_tags(ctx.db, tenant=tenant, profile_id=view.profile_id)
-    tag_names = {
-        t.key: (t.name_zh if ctx.lang == "zh" else t.name_en)
-        for t in tags.list_tags(ctx.db, tenant=tenant)
-    }
+    seen = summary.sightings(
+        ctx.db, tenant=tenant, profile_id=view.profile_id, identities=view.identities
+    )
+    got = {k: f.result() for k, f in parts.items()}
+    if view.profile_id != number:  # a merged-away OneID shows its survivor
+        got = {
+            "tags": _tags_of(ctx, view.profile_id),
+            "audiences": _audiences(ctx, view.profile_id),
+            "history": _history_values(ctx, format_oneid(view.profile_id), None),
+        }
+    tag_list, tag_names = got["tags"]
     member_brands = {i.scope for i in view.identities if i.type == "member_id"}
     return _page(
         ctx,
@@ -339,18 +377,16 @@ def profile_page(ctx: Reader, profile_id: str, brand: str | None = None) -> HTML
         oneid=oneid,
         shown=_shown,
         brands=sorted(set(view.brands) | member_brands),
-        seen=summary.sightings(
-            ctx.db, tenant=tenant, profile_id=view.profile_id, identities=view.identities
-        ),
+        seen=seen,
         may_split=ctx.allows("identity", "write") and len(view.identities) > 1,
         tags_now=[t for t in tag_list if t.valid_to is None],
         tags_before=[t for t in tag_list if t.valid_to is not None][:20],
         tag_names=tag_names,
-        audiences=_audiences(ctx, view.profile_id),
+        audiences=got["audiences"],
         brand_list=tenancy.list_brands(ctx.db, tenant=tenant),
         scan_event=SCAN_EVENT,
         scans=[],
-        **_history_values(ctx, oneid, None),
+        **got["history"],
     )
 
 
