@@ -64,10 +64,13 @@ def list_isv_users(isv_id: str, db: DbDep, principal: TenancyRead) -> list[Conso
 def disable(user_id: str, db: DbDep, principal: TenancyWrite) -> ConsoleUser:
     """Disable a console user; their sessions end at their next request."""
     user = get_user(db, user_id)
-    if user.tenant_id is not None:
-        service.authorize(
-            db, principal, tenant=user.tenant_id, capability="tenancy", access="write"
-        )
-    else:
-        _own_isv(principal, str(user.isv_id))
+    try:  # a user out of the caller's reach looks like one that does not exist
+        if user.tenant_id is not None:
+            service.authorize(
+                db, principal, tenant=user.tenant_id, capability="tenancy", access="write"
+            )
+        else:
+            _own_isv(principal, str(user.isv_id))
+    except NotFound:
+        raise NotFound(f"No console user has id {user_id!r}.") from None
     return disable_user(db, user_id, actor=principal.actor)

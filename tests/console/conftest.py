@@ -94,8 +94,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleSite]:
         srv.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module: Playwright's sync API runs an event loop on this
+    thread while it is open, which later tests calling ``asyncio.run`` must not see."""
     executable = chromium()
     from playwright.sync_api import sync_playwright
 

@@ -37,6 +37,16 @@ def world(server: Server) -> World:
     (letter,) = server.dead_letters(b)
     b_keys = server.call("GET", f"/v1/tenants/{b.id}/keys", b.secret)
     isv = server.call("POST", "/v1/isvs", json={"name": f"ISV-{uuid.uuid4().hex[:8]}"})
+    user = server.call(
+        "POST",
+        f"/v1/tenants/{b.id}/users",
+        b.secret,
+        json={
+            "login": f"b-{uuid.uuid4().hex[:8]}",
+            "password": "b's console password",
+            "role": "admin",
+        },
+    )
     return World(
         a,
         b,
@@ -64,6 +74,7 @@ def world(server: Server) -> World:
             "index": "0",
             "dealer_id": "dlr_0",
             "campaign_id": "cmp_0",
+            "user_id": user["id"],
         },
     )
 
