@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from quanyu.consent import service
+import pytest
+
+from quanyu.consent import ledger, service
 from quanyu.consent.models import Decision, Status, Subject
 from quanyu.consent.person_view import consent_of
 from quanyu.engine import Session
@@ -29,7 +31,15 @@ def _same_as_the_services(db: Session, tenant: str, person: int) -> None:
     assert two == view.history[:2] and view.identifiers > 0
 
 
-def test_the_view_matches_states_and_history(world: World) -> None:  # noqa: F811
+@pytest.mark.parametrize("by_key", [20, 0], ids=["services-by-key", "services-by-join"])
+def test_the_view_matches_states_and_history(
+    world: World,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    by_key: int,
+) -> None:
+    """With ``by_key`` 0 the services read through one join and the view by the key
+    index: the two ways of reading a person's entries give the same answers."""
+    monkeypatch.setattr(ledger, "_BY_KEY", by_key)
     w = world
     w.send("mp", [identify("u1", "i1", unionid="o6_a"), identify("u2", "i2", unionid="o6_b"),
                   identify("u3", "i3", unionid="o6_c")])  # fmt: skip
