@@ -34,7 +34,6 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from quanyu.consent import person_view_sql as pq
 from quanyu.consent import sql as q
 from quanyu.consent.models import RESTRICTIVENESS, Entry, State, Status
 from quanyu.engine import Session
@@ -277,70 +276,67 @@ _BY_KEY = 20
 _STAGED_SEQS = "staged_person_seqs"
 
 
-def _pairs_by_key(db: Session, tenant: str, profile_id: int) -> list[tuple[str, int]] | None:
-    """(identifier key, entry seq) of every entry covering the person's identifiers, or
-    None when the person has too many identifiers for lookups one by one."""
-    keys = [str(k) for (k,) in db.execute(pq.PERSON_KEYS, [tenant, profile_id])]
-    if len(keys) > _BY_KEY:
-        return None
-    return [(k, int(seq)) for k in keys for (seq,) in db.execute(pq.SUBJECT_SEQS, [k, tenant])]
+@dataclass(frozen=True)
+class PersonEntries:
+    """The entries covering a person's identifiers: as each identifier sees them, and
+    once each, newest first. ``identifiers`` is 0 for a person never seen (or erased)."""
+
+    identifiers: int
+    covered: list[Covered]
+    history: list[Entry]
 
 
-def _rows_by_seq(db: Session, tenant: str, seqs: Iterable[int]) -> list[tuple[Any, ...]]:
-    """Ledger rows by number, in ``LEDGER_COLUMNS`` order (tenant left out)."""
-    wanted = sorted(set(seqs))
-    if not wanted:
-        return []
-    db.register(_STAGED_SEQS, pa.table({"seq": pa.array(wanted, pa.int64())}))
-    try:
-        rows = db.execute(pq.ENTRIES, [tenant])
-    finally:
-        db.unregister(_STAGED_SEQS)
-    # person_view's columns leave out the subject key (after evidence) and recorded_by
-    return [(*r[:12], None, *r[12:17], None, r[17]) for r in rows]
+def person_keys(db: Session, tenant: str, profile_id: int) -> list[str]:
+    """The keys of the person's identifiers now."""
+    return [str(k) for (k,) in db.execute(q.PERSON_KEYS, [tenant, profile_id])]
+
+
+def person_entries(db: Session, tenant: str, keys: list[str]) -> PersonEntries:
+    """The entries covering ``keys``, each identifier looked up through the key index."""
+    pairs = [(k, int(seq)) for k in keys for (seq,) in db.execute(q.SUBJECT_SEQS, [k, tenant])]
+    entries: dict[int, Entry] = {}
+    if pairs:
+        db.register(_STAGED_SEQS, pa.table({"seq": pa.array(sorted({s for _, s in pairs}))}))
+        try:
+            entries = {int(r[0]): _entry(r) for r in db.execute(q.ENTRIES_BY_SEQ, [tenant])}
+        finally:
+            db.unregister(_STAGED_SEQS)
+    covered = [
+        Covered(key=key, seq=seq, purpose_id=e.purpose_id, channel=e.channel, status=e.status,
+                separate=e.separate, decided_at=e.decided_at)
+        for key, seq in pairs
+        if (e := entries.get(seq)) is not None
+    ]  # fmt: skip
+    history = sorted(entries.values(), key=lambda e: (e.decided_at, e.seq), reverse=True)
+    return PersonEntries(identifiers=len(keys), covered=covered, history=history)
 
 
 def covered_for(db: Session, tenant: str, profile_id: int) -> list[Covered]:
     """Every entry covering one person's identifiers, as each identifier sees it."""
-    pairs = _pairs_by_key(db, tenant, profile_id)
-    if pairs is None:
-        return [
-            Covered(
-                key=r[0],
-                seq=int(r[1]),
-                purpose_id=r[2],
-                channel=r[3],
-                status=r[4],
-                separate=bool(r[5]),
-                decided_at=r[6],
-            )  # fmt: skip
-            for r in db.execute(q.COVERED_FOR_PROFILE, [tenant, profile_id, tenant, tenant])
-        ]
-    rows = {int(r[0]): r for r in _rows_by_seq(db, tenant, (seq for _, seq in pairs))}
+    keys = person_keys(db, tenant, profile_id)
+    if len(keys) <= _BY_KEY:
+        return person_entries(db, tenant, keys).covered
     return [
         Covered(
-            key=key,
-            seq=seq,
+            key=r[0],
+            seq=int(r[1]),
             purpose_id=r[2],
             channel=r[3],
             status=r[4],
             separate=bool(r[5]),
-            decided_at=r[7],
+            decided_at=r[6],
         )  # fmt: skip
-        for key, seq in pairs
-        if (r := rows.get(seq)) is not None
+        for r in db.execute(q.COVERED_FOR_PROFILE, [tenant, profile_id, tenant, tenant])
     ]
 
 
 def history(db: Session, tenant: str, profile_id: int, limit: int = 1000) -> list[Entry]:
     """Every entry covering one person's identifiers now, newest first."""
-    pairs = _pairs_by_key(db, tenant, profile_id)
-    if pairs is None:
-        rows = db.execute(q.HISTORY_FOR_PROFILE, [tenant, profile_id, tenant, tenant, limit])
-        return [_entry(r) for r in rows]
-    entries = [_entry(r) for r in _rows_by_seq(db, tenant, (seq for _, seq in pairs))]
-    entries.sort(key=lambda e: (e.decided_at, e.seq), reverse=True)
-    return entries[:limit]
+    keys = person_keys(db, tenant, profile_id)
+    if len(keys) <= _BY_KEY:
+        return person_entries(db, tenant, keys).history[:limit]
+    rows = db.execute(q.HISTORY_FOR_PROFILE, [tenant, profile_id, tenant, tenant, limit])
+    return [_entry(r) for r in rows]
 
 
 def get_entry(db: Session, tenant: str, seq: int) -> Entry | None:

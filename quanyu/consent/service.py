@@ -470,8 +470,15 @@ def states(
 ) -> list[State]:
     """A person's current consent for every purpose, on every channel they have a word
     for (and ``*``); purposes with no word read ``unknown``."""
+    return states_of(db, tenant=tenant, covered=ledger.covered_for(db, tenant, profile_id),
+                     now=now)  # fmt: skip
+
+
+def states_of(
+    db: Session, *, tenant: str, covered: list[ledger.Covered], now: datetime | None = None
+) -> list[State]:
+    """The states of :func:`states` from the entries covering a person's identifiers."""
     at = now or utcnow()
-    covered = ledger.covered_for(db, tenant, profile_id)
     out: list[State] = []
     for p in list_purposes(db, tenant=tenant):
         channels = sorted({c.channel for c in covered if c.purpose_id == p.id} | {"*"})

@@ -102,6 +102,22 @@ GET_ENTRY = statement(
     f"SELECT {_LEDGER} FROM consent_ledger WHERE tenant_id = ? AND seq = ?",
 )
 _PROFILE_KEYS = "SELECT key FROM id_nodes WHERE tenant_id = ? AND profile_id = ?"
+#: The person's identifiers now (an erased identifier keeps its node but loses its key).
+PERSON_KEYS = statement("consent.person_keys", _PROFILE_KEYS + " AND key IS NOT NULL")
+#: The entries covering one identifier. The key's index answers ``key = ?`` in about a
+#: millisecond, but DuckDB scans the whole table once another conjunct joins it; the
+#: LIMIT keeps the tenant filter out of the indexed lookup (a bound no key comes near).
+SUBJECT_SEQS = statement(
+    "consent.subject_seqs",
+    "SELECT s.seq FROM (SELECT tenant_id, seq FROM consent_subjects WHERE key = ?"
+    " LIMIT 100000000) AS s WHERE s.tenant_id = ?",
+)
+#: Ledger entries by number; the numbers are registered as ``staged_person_seqs``.
+ENTRIES_BY_SEQ = statement(
+    "consent.entries_by_seq",
+    f"SELECT {_LEDGER} FROM consent_ledger WHERE tenant_id = ?"
+    " AND seq IN (SELECT seq FROM staged_person_seqs)",
+)
 COVERED_FOR_PROFILE = statement(
     "consent.covered_for_profile",
     f"""

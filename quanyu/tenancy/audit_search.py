@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import orjson
 from pydantic import BaseModel
 
 from quanyu.engine import Session
 from quanyu.tenancy import audit_search_sql as q
 from quanyu.tenancy.models import AuditEntry
+from quanyu.tenancy.service import audit_entry
 
 MAX_LIMIT = 500
 
@@ -51,10 +51,6 @@ class Change(BaseModel):
     kind: str  # "set" (no before), "changed", "removed"
 
 
-def _json(value: str | None) -> dict[str, object] | None:
-    return orjson.loads(value) if value else None
-
-
 def search(
     db: Session,
     *,
@@ -83,22 +79,7 @@ def search(
         limit + 1,
     ]
     rows = db.execute(q.SEARCH_AUDIT, params)
-    items = [
-        AuditEntry(
-            id=r[0],
-            occurred_at=r[1],
-            actor=r[2],
-            isv_id=r[3],
-            tenant_id=r[4],
-            action=r[5],
-            target_type=r[6],
-            target_id=r[7],
-            before=_json(r[8]),
-            after=_json(r[9]),
-            request_id=r[10],
-        )
-        for r in rows[:limit]
-    ]
+    items = [audit_entry(r) for r in rows[:limit]]
     return AuditPage(items=items, next_before=items[-1].id if len(rows) > limit else None)
 
 

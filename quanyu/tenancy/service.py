@@ -538,6 +538,15 @@ def authorize(
         raise NotFound(f"No tenant has id {tenant!r}; list yours with GET /v1/tenants.")
 
 
+def audit_entry(r: tuple[Any, ...]) -> AuditEntry:
+    """An audit entry from a row of ``audit_log`` in its table's column order."""
+    return AuditEntry(
+        id=r[0], occurred_at=r[1], actor=r[2], isv_id=r[3], tenant_id=r[4], action=r[5],
+        target_type=r[6], target_id=r[7], before=orjson.loads(r[8]) if r[8] else None,
+        after=orjson.loads(r[9]) if r[9] else None, request_id=r[10],
+    )  # fmt: skip
+
+
 def list_audit(
     db: Session,
     *,
@@ -553,19 +562,4 @@ def list_audit(
         rows = db.execute(q.LIST_ISV_AUDIT, [isv, before, before, limit])
     else:
         rows = db.execute(q.LIST_ALL_AUDIT, [before, before, limit])
-    return [
-        AuditEntry(
-            id=r[0],
-            occurred_at=r[1],
-            actor=r[2],
-            isv_id=r[3],
-            tenant_id=r[4],
-            action=r[5],
-            target_type=r[6],
-            target_id=r[7],
-            before=orjson.loads(r[8]) if r[8] else None,
-            after=orjson.loads(r[9]) if r[9] else None,
-            request_id=r[10],
-        )
-        for r in rows
-    ]
+    return [audit_entry(r) for r in rows]
