@@ -122,7 +122,11 @@ def main() -> None:
     )
     with process(
         [sys.executable, "-m", "quanyu.cli", "serve", "--port", str(port)],
-        {"QUANYU_DATA_DIR": str(data), "QUANYU_LOG_LEVEL": "WARNING"},
+        {
+            "QUANYU_DATA_DIR": str(data),
+            "QUANYU_LOG_LEVEL": "WARNING",
+            "QUANYU_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+        },
         f"{url}/readyz",
     ):
         token = json.loads((data / "server.json").read_text())["token"]

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         " when it grew).",
     )
 
+    webhook_allow_private_networks: bool = Field(
+        default=False,
+        description="Let webhook destinations (audience pushes, consent subscribers) be on"
+        " private, loopback or link-local addresses; by default only public addresses are"
+        " reached (see quanyu.delivery.netguard).",
+    )
     memory_limit_gib: float | None = Field(
         default=None,
         gt=0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,10 @@ import pytest
 from quanyu.config import Settings
 from quanyu.engine.duckdb import DuckDBEngine
 from quanyu.store import open_store
+
+# Every test receiver listens on 127.0.0.1, which servers refuse as a webhook target by
+# default (quanyu.delivery.netguard); tests of that refusal turn it back off.
+os.environ.setdefault("QUANYU_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
 
 
 @pytest.fixture

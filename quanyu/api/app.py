@@ -87,7 +87,12 @@ def create_app(
         )
         writer.add_listener(resolver.notify)
         resolver.start()
-        deliverer = DeliveryWorker(engine, master_key=master_key, gates=sendgate.GATES)
+        deliverer = DeliveryWorker(
+            engine,
+            master_key=master_key,
+            gates=sendgate.GATES,
+            allow_private=settings.webhook_allow_private_networks,
+        )
         deliverer.start()
         capturer = Capturer(engine, on_change=deliverer.notify)
         resolver.add_listener(capturer.notify)
@@ -101,6 +106,7 @@ def create_app(
         app.state.refresher = refresher
         app.state.deliverer = deliverer
         app.state.master_key = master_key
+        app.state.settings = settings
         app.state.resolver = resolver
         app.state.engine = engine
         app.state.ingestor = ingestor

@@ -7,7 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from quanyu.api.deps import DbDep, MasterKeyDep, PrincipalDep, ResolverDep, tenant_access
+from quanyu.api.deps import (
+    AllowPrivateDep,
+    DbDep,
+    MasterKeyDep,
+    PrincipalDep,
+    ResolverDep,
+    tenant_access,
+)
 from quanyu.audiences import export, service
 from quanyu.audiences.models import (
     Audience,
@@ -137,8 +144,11 @@ def create_destination(
     db: DbDep,
     master_key: MasterKeyDep,
     principal: PrincipalDep,
+    allow_private: AllowPrivateDep,
 ) -> DestinationCreated:
-    """Add a webhook destination; its signing secret is shown once."""
+    """Add a webhook destination; its signing secret is shown once. Its URL must be on a
+    public address unless the server allows private networks (422 otherwise)."""
     return export.add_destination(
-        db, body, tenant=tenant_id, master_key=master_key, actor=principal.actor
-    )
+        db, body, tenant=tenant_id, master_key=master_key, actor=principal.actor,
+        allow_private=allow_private,
+    )  # fmt: skip

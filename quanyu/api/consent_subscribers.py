@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request
 
-from quanyu.api.deps import DbDep, MasterKeyDep, PrincipalDep, tenant_access
+from quanyu.api.deps import AllowPrivateDep, DbDep, MasterKeyDep, PrincipalDep, tenant_access
 from quanyu.consent import propagate
 from quanyu.consent.propagate_models import (
     PropagationReport,
@@ -29,12 +29,15 @@ def create_subscriber(
     db: DbDep,
     master_key: MasterKeyDep,
     principal: PrincipalDep,
+    allow_private: AllowPrivateDep,
 ) -> SubscriberCreated:
     """Register a touchpoint to hear of consent changes (for some purposes and brands, or
-    all) as signed webhooks. The signing secret is in this answer only."""
+    all) as signed webhooks. The signing secret is in this answer only. Its URL must be
+    on a public address unless the server allows private networks (422 otherwise)."""
     return propagate.create_subscriber(
-        db, body, tenant=tenant_id, master_key=master_key, actor=principal.actor
-    )
+        db, body, tenant=tenant_id, master_key=master_key, actor=principal.actor,
+        allow_private=allow_private,
+    )  # fmt: skip
 
 
 @router.get("/v1/tenants/{tenant_id}/consent/subscribers")

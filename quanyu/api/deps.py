@@ -48,7 +48,13 @@ async def get_master_key(request: Request) -> bytes:
     return key
 
 
+async def get_allow_private(request: Request) -> bool:
+    """Whether webhook destinations may be on private networks (a server setting)."""
+    return bool(request.app.state.settings.webhook_allow_private_networks)
+
+
 ResolverDep = Annotated[Resolver, Depends(get_resolver)]
+AllowPrivateDep = Annotated[bool, Depends(get_allow_private)]
 MasterKeyDep = Annotated[bytes, Depends(get_master_key)]
 DbDep = Annotated[Session, Depends(get_db)]
 

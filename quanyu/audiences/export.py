@@ -147,10 +147,21 @@ def push(
 
 
 def add_destination(
-    db: Session, body: DestinationCreate, *, tenant: str, master_key: bytes, actor: str
+    db: Session,
+    body: DestinationCreate,
+    *,
+    tenant: str,
+    master_key: bytes,
+    actor: str,
+    allow_private: bool = False,
 ) -> DestinationCreated:
-    """Add a webhook destination for pushes (its secret is shown once, never audited)."""
-    created = delivery.create_destination(db, body, tenant=tenant, master_key=master_key)
+    """Add a webhook destination for pushes (its secret is shown once, never audited).
+
+    ``allow_private`` as in :func:`quanyu.delivery.service.create_destination`.
+    """
+    created = delivery.create_destination(
+        db, body, tenant=tenant, master_key=master_key, allow_private=allow_private
+    )
     shown = Destination(**created.model_dump(exclude={"secret"}))
     audit(db, actor=actor, action="destination.create", target=shown, target_type="destination",
           target_id=created.id, tenant=tenant)  # fmt: skip

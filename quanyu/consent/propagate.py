@@ -111,7 +111,13 @@ def _brand_ids(db: Session, tenant: str, brands: list[str] | None) -> list[str] 
 
 
 def create_subscriber(
-    db: Session, body: SubscriberCreate, *, tenant: str, master_key: bytes, actor: str
+    db: Session,
+    body: SubscriberCreate,
+    *,
+    tenant: str,
+    master_key: bytes,
+    actor: str,
+    allow_private: bool = False,
 ) -> SubscriberCreated:
     """Register a touchpoint to be told of consent changes from now on.
 
@@ -120,7 +126,8 @@ def create_subscriber(
     Raises:
         Conflict: the tenant has a subscriber (or destination) of that name.
         NotFound: an unknown purpose.
-        ValidationFailed: an ambiguous purpose key, an unknown brand, or an empty list.
+        ValidationFailed: an ambiguous purpose key, an unknown brand, an empty list, or
+            a URL on a private network while ``allow_private`` is false.
     """
     from quanyu.tenancy.service import audit
 
@@ -133,6 +140,7 @@ def create_subscriber(
         DestinationCreate(name=f"consent:{body.name}", url=body.url, batch_size=1),
         tenant=tenant,
         master_key=master_key,
+        allow_private=allow_private,
     )
     made = Subscriber(
         id=new_id("csb"), name=body.name, destination_id=dest.id, url=dest.url,

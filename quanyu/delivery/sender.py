@@ -17,6 +17,7 @@ import httpx
 
 from quanyu import __version__
 from quanyu.delivery.models import MessageStatus
+from quanyu.delivery.netguard import PrivateAddress
 from quanyu.delivery.signing import signed_headers
 
 #: Bytes of a receiver's reply kept with the message.
@@ -26,7 +27,8 @@ USER_AGENT = {"user-agent": f"quanyu-webhooks/{__version__}"}
 
 @dataclass(frozen=True)
 class Policy:
-    """How the worker sends: request timeout (s), attempts, backoff (s), parallel requests.
+    """How the worker sends: request timeout (s), attempts, backoff (s), parallel requests,
+    and whether receivers may be on private networks (:mod:`quanyu.delivery.netguard`).
 
     A message fails only once it has had ``max_attempts`` attempts *and* is
     ``give_up_after`` seconds old, so a receiver that is down for hours still gets every
@@ -39,6 +41,7 @@ class Policy:
     backoff_max: float = 300.0
     concurrency: int = 8
     give_up_after: float = 3 * 86400.0
+    allow_private: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ def attempt(client: httpx.Client, msg: Due, secret: str) -> Outcome:
                 reply = _read_reply(resp)
             except httpx.HTTPError as e:  # the status is in: a broken body does not change it
                 reply = f"(reply unreadable: {e!r})"
+    except PrivateAddress as e:
+        return Outcome(MessageStatus.failed, error=f"URL {msg.url} refused: {e}")
     except httpx.UnsupportedProtocol as e:
         return Outcome(MessageStatus.failed, error=f"URL {msg.url} cannot be posted to: {e}")
     except httpx.TimeoutException as e:

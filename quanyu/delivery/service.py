@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import orjson
 import pyarrow as pa
 
+from quanyu.delivery import netguard
 from quanyu.delivery import sql as q
 from quanyu.delivery.models import (
     DeliveryReport,
@@ -59,15 +60,25 @@ def _destination(row: tuple[Any, ...]) -> Destination:
 
 
 def create_destination(
-    db: Session, body: DestinationCreate, *, tenant: str, master_key: bytes
+    db: Session,
+    body: DestinationCreate,
+    *,
+    tenant: str,
+    master_key: bytes,
+    allow_private: bool = False,
 ) -> DestinationCreated:
     """Add a webhook destination with a new signing secret, returned this once.
 
     The secret is stored encrypted under ``master_key`` (the worker needs the same key).
+    Unless ``allow_private`` (the server's ``webhook_allow_private_networks``), a URL
+    whose host is a private, loopback or link-local address is refused now; names are
+    checked at each connection (:mod:`quanyu.delivery.netguard`).
 
     Raises:
         Conflict: the tenant has a destination of that name.
+        ValidationFailed: the URL's host is plainly not public.
     """
+    netguard.check_url(str(body.url), allow_private=allow_private)
     secret = generate_secret()
     now = utcnow()
     dest = Destination(

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from quanyu.delivery import netguard
 from quanyu.delivery import sql as q
 from quanyu.delivery.models import MessageStatus
 from quanyu.delivery.sender import USER_AGENT, Due, Outcome, Policy, attempt, backoff
@@ -132,7 +133,9 @@ def deliver_due(
     """
     policy = policy or Policy()
     own = client is None
-    http = client or httpx.Client(timeout=policy.timeout, headers=USER_AGENT)
+    http = client or netguard.client(
+        timeout=policy.timeout, headers=USER_AGENT, allow_private=policy.allow_private
+    )
     box = SecretBox(master_key)
     handled = 0
     tried: set[str] = set()
@@ -249,15 +252,24 @@ class DeliveryWorker:
         concurrency: int = 8,
         give_up_after: float = 3 * 86400.0,
         gates: Mapping[str, Gate] | None = None,
+        allow_private: bool = False,
     ) -> None:
         self._engine = engine
         self._gates = dict(gates or {})
         self._master = master_key
         self.poll_interval = poll_interval
         self.policy = Policy(
-            timeout, max_attempts, backoff_base, backoff_max, concurrency, give_up_after
+            timeout,
+            max_attempts,
+            backoff_base,
+            backoff_max,
+            concurrency,
+            give_up_after,
+            allow_private,
         )
-        self._client = httpx.Client(timeout=timeout, headers=USER_AGENT)
+        self._client = netguard.client(
+            timeout=timeout, headers=USER_AGENT, allow_private=allow_private
+        )
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="quanyu-webhook")
         self._wake = threading.Event()
         self._stopping = threading.Event()

@@ -147,6 +147,7 @@ def test_push_retries_a_destination_that_is_down_and_never_resends(
                 tenant=w.tenant,
                 master_key=master,
                 actor=ACTOR,
+                allow_private=True,
             )
             receiver.secret = dest.secret
             body = AudienceCreate(id="buyers", name="Buyers", rule='tag("buyer")', channel="wechat")
@@ -193,7 +194,9 @@ def test_consent_is_checked_again_when_each_webhook_is_sent(shop: World, tmp_pat
     try:
         with w.engine.connect() as db:
             made = DestinationCreate(name="crm", url=receiver.url)
-            dest = export.add_destination(db, made, tenant=w.tenant, master_key=master, actor=ACTOR)
+            dest = export.add_destination(
+                db, made, tenant=w.tenant, master_key=master, actor=ACTOR, allow_private=True
+            )
             receiver.secret = dest.secret
             body = AudienceCreate(id="buyers", name="Buyers", rule='tag("buyer")', channel="wechat")
             service.create_audience(db, body, tenant=w.tenant, actor=ACTOR)

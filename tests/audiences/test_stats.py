@@ -28,7 +28,9 @@ def test_latest_snapshots_and_pushes(shop: World, tmp_path: Path) -> None:  # no
         assert stats.pushes(db, tenant=w.tenant, audience_id="gold") == []
         made = DestinationCreate(name="crm", url="http://127.0.0.1:9/hooks")  # type: ignore[arg-type]
         key = load_master_key(tmp_path)
-        dest = export.add_destination(db, made, tenant=w.tenant, master_key=key, actor=ACTOR)
+        dest = export.add_destination(
+            db, made, tenant=w.tenant, master_key=key, actor=ACTOR, allow_private=True
+        )
         pushed = [
             export.push(
                 db,

@@ -220,7 +220,8 @@ def test_a_wrong_export_to_a_canary_is_caught_at_send_time(
                 subject=Subject(profile=format_oneid(real)), purpose="marketing",
                 status="granted")], tenant=w.tenant, actor=ACTOR)  # type: ignore[arg-type]  # fmt: skip
             dest = delivery.create_destination(db, DestinationCreate(name="crm", url=receiver.url),
-                                               tenant=w.tenant, master_key=master)  # fmt: skip
+                                               tenant=w.tenant, master_key=master,
+                                               allow_private=True)  # fmt: skip
             receiver.secret = dest.secret
             records = [{"oneid": format_oneid(p)} for p in (real, bird)]
             [wrong] = delivery.enqueue(db, tenant=w.tenant, destination_id=dest.id,

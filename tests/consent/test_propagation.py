@@ -34,7 +34,9 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 #: Short timeouts and backoff, and attempts enough to outlast a touchpoint that is down.
-POLICY = Policy(timeout=0.3, max_attempts=200, backoff_base=0.005, backoff_max=0.05)
+POLICY = Policy(
+    allow_private=True, timeout=0.3, max_attempts=200, backoff_base=0.005, backoff_max=0.05
+)
 
 
 def master(tmp_path: Path) -> bytes:
@@ -77,7 +79,7 @@ def subscribe(
     with w.engine.connect() as db:
         made = propagate.create_subscriber(
             db, SubscriberCreate(name=name, url=tp.url, **interest), tenant=w.tenant,
-            master_key=key, actor=ACTOR,
+            master_key=key, actor=ACTOR, allow_private=True,
         )  # fmt: skip
     tp.secret = made.secret
     return made
@@ -99,19 +101,19 @@ def test_subscribers_are_managed(world: World, tmp_path: Path) -> None:  # noqa:
             with pytest.raises(Conflict, match="named 'pos' already"):
                 propagate.create_subscriber(
                     db, SubscriberCreate(name="pos", url=tp.url),
-                    tenant=w.tenant, master_key=key, actor=ACTOR)  # fmt: skip
+                    tenant=w.tenant, master_key=key, actor=ACTOR, allow_private=True)  # fmt: skip
             with pytest.raises(NotFound, match="no purpose 'spam'"):
                 propagate.create_subscriber(
                     db, SubscriberCreate(name="x", url=tp.url, purposes=["spam"]),
-                    tenant=w.tenant, master_key=key, actor=ACTOR)  # fmt: skip
+                    tenant=w.tenant, master_key=key, actor=ACTOR, allow_private=True)  # fmt: skip
             with pytest.raises(ValidationFailed, match="not brands of tenant"):
                 propagate.create_subscriber(
                     db, SubscriberCreate(name="x", url=tp.url, brands=["brd_nope"]),
-                    tenant=w.tenant, master_key=key, actor=ACTOR)  # fmt: skip
+                    tenant=w.tenant, master_key=key, actor=ACTOR, allow_private=True)  # fmt: skip
             with pytest.raises(ValidationFailed, match="purposes is empty"):
                 propagate.create_subscriber(
                     db, SubscriberCreate(name="x", url=tp.url, purposes=[]),
-                    tenant=w.tenant, master_key=key, actor=ACTOR)  # fmt: skip
+                    tenant=w.tenant, master_key=key, actor=ACTOR, allow_private=True)  # fmt: skip
             # nothing half-made by the refusals
             assert len(delivery.list_destinations(db, tenant=w.tenant)) == 1
             # news written before the subscriber goes is skipped, not sent

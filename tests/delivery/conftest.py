@@ -28,7 +28,14 @@ from quanyu.store import apply_migrations, open_store
 MASTER = secrets.token_bytes(32)
 TENANT = "ten_a"
 #: Fast retries for tests: delays of at most a few milliseconds.
-FAST = Policy(timeout=2.0, max_attempts=8, backoff_base=0.002, backoff_max=0.02, give_up_after=0.0)
+FAST = Policy(
+    allow_private=True,
+    timeout=2.0,
+    max_attempts=8,
+    backoff_base=0.002,
+    backoff_max=0.02,
+    give_up_after=0.0,
+)
 
 
 @pytest.fixture
@@ -156,7 +163,11 @@ def destination(
     """A destination pointing at ``receiver``, which learns its secret."""
     with engine.connect() as db:
         created = create_destination(
-            db, DestinationCreate(name=name, url=receiver.url), tenant=tenant, master_key=MASTER
+            db,
+            DestinationCreate(name=name, url=receiver.url),
+            tenant=tenant,
+            master_key=MASTER,
+            allow_private=True,
         )
     receiver.secret = created.secret
     return created

@@ -27,7 +27,11 @@ URL = "http://127.0.0.1:9/hooks"
 
 def make(db, name: str = "crm", tenant: str = TENANT):  # type: ignore[no-untyped-def]
     return create_destination(
-        db, DestinationCreate(name=name, url=URL), tenant=tenant, master_key=MASTER
+        db,
+        DestinationCreate(name=name, url=URL),
+        tenant=tenant,
+        master_key=MASTER,
+        allow_private=True,
     )
 
 

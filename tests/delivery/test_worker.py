@@ -80,7 +80,7 @@ def test_503s_are_retried_with_backoff_then_delivered(
     dest = destination(store, receiver)
     receiver.fail_first = 2
     [msg_id] = put(store, dest.id, "s1", 1)
-    policy = Policy(backoff_base=10.0, backoff_max=100.0, max_attempts=5)
+    policy = Policy(allow_private=True, backoff_base=10.0, backoff_max=100.0, max_attempts=5)
     t0 = utcnow()
     rng = random.Random(7)
     assert deliver_due(store, t0, master_key=MASTER, policy=policy, rng=rng) == 1
@@ -106,7 +106,7 @@ def test_503s_are_retried_with_backoff_then_delivered(
 
 
 def test_backoff_is_full_jitter_under_an_exponential_cap() -> None:
-    policy = Policy(backoff_base=1.0, backoff_max=60.0)
+    policy = Policy(allow_private=True, backoff_base=1.0, backoff_max=60.0)
     rng = random.Random(1)
     for attempts in range(1, 12):
         cap = min(60.0, 2.0 ** (attempts - 1))
@@ -125,7 +125,7 @@ def test_retry_after_is_honoured(store: DuckDBEngine, receiver: Receiver) -> Non
     assert m.status is MessageStatus.pending and m.last_status_code == 429
     # FAST caps every delay at backoff_max (0.02 s), Retry-After included
     assert m.next_attempt_at - t0 <= timedelta(seconds=0.02)
-    slow = Policy(backoff_base=0.001, backoff_max=3600)
+    slow = Policy(allow_private=True, backoff_base=0.001, backoff_max=3600)
     deliver_due(store, m.next_attempt_at, master_key=MASTER, policy=slow)
     again = message(store, msg_id)
     assert again.next_attempt_at - m.next_attempt_at >= timedelta(seconds=30)
@@ -155,8 +155,8 @@ def test_a_down_receiver_is_retried_until_max_attempts(store: DuckDBEngine) -> N
     down = Receiver(port=free_port())  # not started: the port refuses connections
     dest = destination(store, down)
     [msg_id] = put(store, dest.id, "s1", 1)
-    settle(store, policy=Policy(max_attempts=4, backoff_base=0.002, backoff_max=0.01,
-                                give_up_after=0.0))  # fmt: skip
+    settle(store, policy=Policy(allow_private=True, max_attempts=4, backoff_base=0.002,
+                                backoff_max=0.01, give_up_after=0.0))  # fmt: skip
     m = message(store, msg_id)
     assert m.status is MessageStatus.failed and m.attempts == 4
     assert m.last_error and m.last_error.startswith("gave up after 4 attempts: cannot reach")
@@ -176,7 +176,9 @@ def test_a_slow_receiver_times_out_and_is_retried(store: DuckDBEngine, receiver:
     dest = destination(store, receiver)
     receiver.delay = 0.5
     [msg_id] = put(store, dest.id, "s1", 1)
-    deliver_due(store, master_key=MASTER, policy=Policy(timeout=0.1, backoff_base=0.001))
+    deliver_due(
+        store, master_key=MASTER, policy=Policy(allow_private=True, timeout=0.1, backoff_base=0.001)
+    )
     m = message(store, msg_id)
     assert m.status is MessageStatus.pending and m.attempts == 1
     assert "no reply" in (m.last_error or "")
@@ -263,7 +265,9 @@ def test_a_secret_sealed_under_another_master_key_fails_loudly(
 
 def test_the_worker_thread_delivers_on_notify(store: DuckDBEngine, receiver: Receiver) -> None:
     dest = destination(store, receiver)
-    worker = DeliveryWorker(store, master_key=MASTER, poll_interval=5.0, backoff_base=0.001)
+    worker = DeliveryWorker(
+        store, master_key=MASTER, allow_private=True, poll_interval=5.0, backoff_base=0.001
+    )
     worker.start()
     try:
         assert worker.alive
@@ -290,7 +294,9 @@ def test_a_receiver_down_for_an_hour_gets_every_message_in_order_when_back(
     down = Receiver(port=free_port())
     dest = destination(store, down)
     ids = put(store, dest.id, "person-1", 3)
-    policy = Policy(timeout=0.2)  # the defaults: 8 attempts, 300 s apart at most, 3 days
+    policy = Policy(
+        allow_private=True, timeout=0.2
+    )  # the defaults: 8 attempts, 300 s apart at most, 3 days
     t = utcnow()
     end = t + timedelta(hours=1)
     while t < end:  # an hour of the worker's passes, on a simulated clock

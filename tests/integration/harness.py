@@ -47,6 +47,7 @@ def server_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUANYU_")}
     env["QUANYU_DATA_DIR"] = str(data_dir)
     env["QUANYU_REFRESH_INTERVAL"] = "1"  # tags and audiences refresh within a second
+    env["QUANYU_WEBHOOK_ALLOW_PRIVATE_NETWORKS"] = "true"  # receivers are on 127.0.0.1
     return env
 
 

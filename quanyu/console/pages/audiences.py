@@ -480,7 +480,8 @@ def add_destination(ctx: Write, audience_id: str, pairs: Posted) -> Response:
         body = DestinationCreate(name=form.get("name", ""), url=form.get("url", ""))  # type: ignore[arg-type]
         made = export.add_destination(ctx.db, body, tenant=ctx.tenant_id,
                                       master_key=ctx.request.app.state.master_key,
-                                      actor=ctx.actor)  # fmt: skip
+                                      actor=ctx.actor, allow_private=ctx.request.app.state
+                                      .settings.webhook_allow_private_networks)  # fmt: skip
     except ValidationError as e:
         return _audience_page(ctx, audience_id, destination_error=_invalid(e))
     except QuanyuError as e:
