@@ -222,6 +222,43 @@ class NumberColumn:
         found |= bitmap_of(rest)
         return found
 
+    def rows_within(self, lo: int, hi: int, acc: BitMap) -> BitMap:
+        """``acc`` and the profiles at sorted positions ``[lo, hi)``: a new bitmap.
+
+        The buckets between are the profiles before ``last`` less those before
+        ``first`` (prefixes are nested), each intersected with ``acc`` first: every step
+        costs what ``acc`` holds, not what the prefixes hold.
+        """
+        n, step = len(self.ids), self.step
+        first, last = -(-lo // step), (hi // step if hi < n else -(-n // step))
+        if hi - lo <= self.layout.direct_rows or not self.coarse or first >= last:
+            return acc & bitmap_of(self.ids[lo:hi])
+        base_hi, more = self._prefix(last)
+        base_lo, less = self._prefix(first)
+        # new bitmaps at each step: pyroaring's in-place forms cost two to three times more
+        found = (acc - base_lo) & base_hi
+        if more:
+            found = found | (acc & more)  # positions after base_hi's: none in base_lo
+        if less:
+            found = found - less
+        rest = np.concatenate([self.ids[lo : first * step], self.ids[last * step : hi]])
+        if len(rest):
+            found = found | (acc & bitmap_of(rest))
+        return found
+
+    def positions(self, op: str, value: float) -> tuple[int, int] | None:
+        """The sorted positions ``[lo, hi)`` where ``op value`` holds (None for ``!=``)."""
+        left = int(np.searchsorted(self.values, value, "left"))
+        right = int(np.searchsorted(self.values, value, "right"))
+        ranges = {
+            "=": (left, right),
+            "<": (0, left),
+            "<=": (0, right),
+            ">": (right, len(self.ids)),
+            ">=": (left, len(self.ids)),
+        }
+        return ranges.get(op)
+
     def _buckets(self, first: int, last: int) -> BitMap:
         """Profiles of buckets ``[first, last)``: a new bitmap.
 
@@ -247,19 +284,10 @@ class NumberColumn:
 
     def compare(self, op: str, value: float) -> BitMap:
         """Profiles whose value compares true with ``value`` (not NaN)."""
-        left = int(np.searchsorted(self.values, value, "left"))
-        right = int(np.searchsorted(self.values, value, "right"))
-        n = len(self.ids)
         if op == "!=":
-            return self.present - self.rows(left, right)
-        ranges = {
-            "=": (left, right),
-            "<": (0, left),
-            "<=": (0, right),
-            ">": (right, n),
-            ">=": (left, n),
-        }
-        return self.rows(*ranges[op])
+            return self.present - self.rows(*(self.positions("=", value) or (0, 0)))
+        found = self.positions(op, value)
+        return self.rows(*found) if found else BitMap()
 
     def between(self, low: float, high: float) -> BitMap:
         """Profiles with ``low <= value <= high``."""
@@ -273,6 +301,56 @@ class NumberColumn:
 
 
 Column: TypeAlias = ValueColumn | NumberColumn
+
+
+class Lazy:
+    """A set the index can name without building it, for intersections (``AND``).
+
+    ``size`` bounds how many profiles it holds, so a conjunction can start from its
+    smallest part; :meth:`within` intersects it with a set already built, touching only
+    the containers that set has, where building it first would copy or merge megabytes
+    at 10M profiles.
+    """
+
+    size: int
+
+    def build(self) -> BitMap:
+        """The set itself: a new bitmap."""
+        raise NotImplementedError
+
+    def within(self, acc: BitMap) -> BitMap:
+        """``acc`` and this set: a new bitmap."""
+        raise NotImplementedError
+
+
+class Stored(Lazy):
+    """The union of bitmaps the index stores (a value, a tag's presence, brands)."""
+
+    def __init__(self, bitmaps: list[BitMap]) -> None:
+        self.bitmaps = bitmaps
+        self.size = sum(len(b) for b in bitmaps)
+
+    def build(self) -> BitMap:
+        return union(self.bitmaps)
+
+    def within(self, acc: BitMap) -> BitMap:
+        if len(self.bitmaps) == 1:
+            return acc & self.bitmaps[0]
+        return union([acc & b for b in self.bitmaps])
+
+
+class Positions(Lazy):
+    """The profiles at sorted positions ``[lo, hi)`` of a numbers column (a range)."""
+
+    def __init__(self, column: NumberColumn, lo: int, hi: int) -> None:
+        self.column, self.lo, self.hi = column, lo, max(lo, hi)
+        self.size = self.hi - self.lo
+
+    def build(self) -> BitMap:
+        return self.column.rows(self.lo, self.hi)
+
+    def within(self, acc: BitMap) -> BitMap:
+        return self.column.rows_within(self.lo, self.hi, acc)
 
 
 def _bitmap_bytes(bitmaps: Iterable[BitMap]) -> int:
@@ -611,6 +689,45 @@ class ProfileIndex:
         if key is None:
             return BitMap()
         return col.equals([key]) if op == "=" else col.other(key)
+
+    # naming sets without building them (for intersections)
+
+    def lazy_present(self, column: str) -> Lazy:
+        """:meth:`present`, unbuilt. Raises NotFound for an unknown column."""
+        return Stored([self._column(column).present])
+
+    def lazy_isin(self, column: str, values: Iterable[Scalar]) -> Lazy | None:
+        """:meth:`isin` unbuilt, for ``values`` and ``set`` columns (None for numbers).
+        Raises NotFound for an unknown column."""
+        col = self._column(column)
+        if isinstance(col, NumberColumn):
+            return None
+        keys = dict.fromkeys(k for k in map(key_of, values) if k is not None)
+        return Stored([col.bitmaps[k] for k in keys if k in col.bitmaps])
+
+    def lazy_compare(self, column: str, op: str, value: Scalar) -> Lazy | None:
+        """:meth:`compare` unbuilt where that is cheap: ``=`` on any column, ``<``,
+        ``<=``, ``>``, ``>=`` on numbers; None otherwise (ask :meth:`compare`).
+        Raises as :meth:`compare`."""
+        col = self._column(column)
+        if isinstance(col, NumberColumn):
+            if op not in ("=", "<", "<=", ">", ">="):
+                return None
+            number = self._number(column, value)
+            found = None if number is None else col.positions(op, number)
+            return Positions(col, *found) if found else Stored([])
+        return self.lazy_isin(column, [value]) if op == "=" else None
+
+    def lazy_between(self, column: str, low: float, high: float) -> Lazy | None:
+        """:meth:`between` unbuilt (None for a column that is not numbers)."""
+        col = self._column(column)
+        if not isinstance(col, NumberColumn):
+            return None
+        lo, hi = self._number(column, low), self._number(column, high)
+        if lo is None or hi is None or lo > hi:
+            return Stored([])
+        start = int(np.searchsorted(col.values, lo, "left"))
+        return Positions(col, start, int(np.searchsorted(col.values, hi, "right")))
 
     def between(self, column: str, low: float, high: float) -> BitMap:
         """Profiles with ``low <= value <= high`` on a numbers column (empty if low > high).

@@ -87,6 +87,17 @@ def test_numbers_match_python(data: tuple[list[int], dict[int, float | None], La
     assert as_set(ix.between("spend", hi, lo)) == (expected if lo == hi else set())
     hits = {p for p, v in known.items() if v in (c, d)}
     assert as_set(ix.isin("spend", [c, d])) == hits
+    # unbuilt, intersected with a set already built, they answer the same
+    within = BitMap(universe[::2])
+    for op in ("=", "<", "<=", ">", ">="):
+        lazy = ix.lazy_compare("spend", op, c)
+        assert lazy is not None and lazy.size >= len(ix.compare("spend", op, c))
+        assert lazy.within(within) == ix.compare("spend", op, c) & within
+        assert lazy.build() == ix.compare("spend", op, c)
+    lazy = ix.lazy_between("spend", lo, hi)
+    assert lazy is not None and lazy.within(within) == ix.between("spend", lo, hi) & within
+    assert ix.lazy_compare("spend", "!=", c) is None
+    assert ix.lazy_isin("spend", [c]) is None
 
 
 @st.composite
@@ -115,6 +126,14 @@ def test_values_match_python(data: tuple[list[int], dict[int, object], Layout],
     assert as_set(ix.compare("tier", "!=", v)) == expected
     hits = {p for p, x in known.items() if any(same(x, y) for y in vs)}
     assert as_set(ix.isin("tier", vs)) == hits
+    within = BitMap(universe[1::2])
+    lazy = ix.lazy_isin("tier", vs)
+    assert lazy is not None and lazy.size >= len(hits) and lazy.build() == ix.isin("tier", vs)
+    assert lazy.within(within) == ix.isin("tier", vs) & within
+    lazy = ix.lazy_compare("tier", "=", v)
+    assert lazy is not None and lazy.within(within) == ix.equals("tier", v) & within
+    assert ix.lazy_present("tier").within(within) == ix.present("tier") & within
+    assert ix.lazy_compare("tier", "!=", v) is None
     matched = {p for p, x in known.items() if isinstance(x, str) and text in x}
     assert as_set(ix.contains("tier", text)) == matched
     assert as_set(ix.compare("tier", "contains", text)) == matched
@@ -205,13 +224,19 @@ def test_numbers_at_scale_match_numpy() -> None:
     ix = ProfileIndex(ids, layout=Layout(4, 4, 5000))
     ix.add_numbers("spend", ids, values)
     known = ~np.isnan(values)
+    within = bitmap_of(rng.choice(900_000, 20_000, replace=False))  # what an AND has left
     for c in [*np.quantile(values[known], [0, 0.01, 0.3, 0.5, 0.77, 0.99, 1]), 55.0, -1.0]:
         for op, fn in OPS.items():
             expected = bitmap_of(ids[known & fn(values, c)])
             assert ix.compare("spend", op, c) == expected, (op, c)
+            lazy = ix.lazy_compare("spend", op, c)
+            if op != "!=":
+                assert lazy is not None and lazy.within(within) == expected & within, (op, c)
         hi = c * 1.7
         expected = bitmap_of(ids[known & (values >= c) & (values <= hi)])
         assert ix.between("spend", c, hi) == expected
+        lazy = ix.lazy_between("spend", c, hi)
+        assert lazy is not None and lazy.within(within) == expected & within
 
 
 def test_results_belong_to_the_caller() -> None:
