@@ -136,6 +136,19 @@ def capture_tenant(db: Session, *, tenant: str) -> Captured:
         return _capture(db, tenant)
 
 
+def _dropping(db: Session, tenant: str) -> bool:
+    """Whether some purpose's collection policy drops the events of people without it."""
+    return bool(collecting_purposes(db, tenant=tenant, policies=("drop",)))
+
+
+def _move_on(db: Session, tenant: str, after: int, upto: int) -> None:
+    """Only move the cursor on to ``upto`` (unless another pass moved it meanwhile)."""
+    with db.transaction():
+        again = db.one(cq.PROGRESS, [tenant, tenant])
+        if again is not None and int(again[1] or 0) == after:
+            db.execute(cq.SET_CAPTURED, [upto, utcnow(), tenant])
+
+
 def _capture(db: Session, tenant: str) -> Captured:
     if tenant not in _DEFAULTS_MADE:  # entities and purposes are never deleted
         service.ensure_defaults(db, tenant=tenant)
@@ -146,6 +159,9 @@ def _capture(db: Session, tenant: str) -> Captured:
     done = Captured(tenant, after, max(after, upto))
     if upto <= after:
         return done
+    if not db.execute(cq.ANY_CARRYING, [tenant, after, upto]) and not _dropping(db, tenant):
+        _move_on(db, tenant, after, upto)  # nothing said, nothing to drop
+        return done
     with db.transaction():  # one snapshot: a person the rows name is a person read here
         nodes = [int(n) for (n,) in db.execute(cq.CANDIDATE_NODES, [tenant, after, upto] * 2)]
         if len(nodes) > _FEW_NODES:
@@ -155,11 +171,8 @@ def _capture(db: Session, tenant: str) -> Captured:
                 cq.CANDIDATES, [tenant, after, upto, tenant, nodes, tenant, tenant, after, upto]
             )
         people = _people(db, tenant, {int(r[11]) for r in rows if r[11] is not None})
-    if not rows and not collecting_purposes(db, tenant=tenant, policies=("drop",)):
-        with db.transaction():  # nothing said, nothing to drop: only move the cursor on
-            again = db.one(cq.PROGRESS, [tenant, tenant])
-            if again is not None and int(again[1] or 0) == after:
-                db.execute(cq.SET_CAPTURED, [upto, utcnow(), tenant])
+    if not rows and not _dropping(db, tenant):
+        _move_on(db, tenant, after, upto)  # nothing said, nothing to drop
         return done
     purposes = service.list_purposes(db, tenant=tenant)
     guardian = service.get_settings(db, tenant=tenant).guardian_under

@@ -32,6 +32,13 @@ SET_CAPTURED = statement(
 _CARRIES_CONSENT = (
     "((e.type = 'track' AND e.event = 'Consent Updated') OR e.context LIKE '%categoryPreferences%')"
 )
+#: Whether any event of commits (?, ?] may carry a consent decision; most passes under
+#: steady ingest find none and stop here. Parameters: tenant, after, upto.
+ANY_CARRYING = statement(
+    "consent.capture_any_carrying",
+    "SELECT 1 FROM events AS e WHERE e.tenant_id = ? AND e.commit_seq > ?"
+    f" AND e.commit_seq <= ? AND {_CARRIES_CONSENT} LIMIT 1",
+)
 #: The identifier nodes of the events of commits (?, ?] that may carry a consent decision.
 #: Parameters: tenant, after, upto, tenant, after, upto.
 CANDIDATE_NODES = statement(
