@@ -179,6 +179,29 @@ def audiences_create(id: str, rule: RuleArg, name: str | None = None, brand: Bra
         show(made, ["id", "rule_text", "purpose", "channel"], as_json=as_json)
 
 
+@audiences_app.command("update")
+def audiences_update(id: str, rule: Annotated[str | None, typer.Option(help="A new rule.")] = None,
+                     name: str | None = None, brand: BrandOpt = None,
+                     purpose: Annotated[str | None, typer.Option(help="A new purpose.")] = None,
+                     channel: Annotated[str | None, typer.Option(help="A new channel.")] = None,
+                     tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Change a saved audience (only the options given)."""
+    given = {"rule": rule, "name": name, "brands": brand or None, "purpose": purpose,
+             "channel": channel}  # fmt: skip
+    body = {k: v for k, v in given.items() if v is not None}
+    with client() as c:
+        made = c.patch(f"/v1/tenants/{resolve_tenant(c, tenant)}/audiences/{id}", body)
+        show(made, ["id", "rule_text", "purpose", "channel", "updated_at"], as_json=as_json)
+
+
+@audiences_app.command("delete")
+def audiences_delete(id: str, tenant: TenantOpt = None) -> None:
+    """Delete a saved audience and its snapshots."""
+    with client() as c:
+        c.delete(f"/v1/tenants/{resolve_tenant(c, tenant)}/audiences/{id}")
+    out.print(f"Deleted audience {id}.")
+
+
 @audiences_app.command("list")
 def audiences_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     """Saved audiences."""

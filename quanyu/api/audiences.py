@@ -20,6 +20,7 @@ from quanyu.audiences.models import (
     Audience,
     AudienceCreate,
     AudienceDraft,
+    AudienceUpdate,
     Count,
     ExportRequest,
     Overlap,
@@ -62,6 +63,28 @@ def create_audience(
 def get_audience(tenant_id: AudRead, audience_id: str, db: DbDep) -> Audience:
     """One audience."""
     return service.get_audience(db, tenant=tenant_id, audience_id=audience_id)
+
+
+@router.patch("/v1/tenants/{tenant_id}/audiences/{audience_id}")
+def update_audience(
+    tenant_id: AudWrite,
+    audience_id: str,
+    body: AudienceUpdate,
+    db: DbDep,
+    principal: PrincipalDep,
+) -> Audience:
+    """Change an audience: only the fields given change. A new rule, brands, purpose or
+    channel is materialised at the next refresh (or now, through ``.../snapshots``);
+    earlier snapshots keep their definition hash."""
+    return service.update_audience(db, audience_id, body, tenant=tenant_id, actor=principal.actor)
+
+
+@router.delete("/v1/tenants/{tenant_id}/audiences/{audience_id}")
+def delete_audience(
+    tenant_id: AudWrite, audience_id: str, db: DbDep, principal: PrincipalDep
+) -> Audience:
+    """Delete an audience and its snapshots (the pushes made stay on record)."""
+    return service.delete_audience(db, audience_id, tenant=tenant_id, actor=principal.actor)
 
 
 @router.post("/v1/tenants/{tenant_id}/audiences/{audience_id}/snapshots", status_code=201)

@@ -26,6 +26,20 @@ class AudienceCreate(AudienceDraft):
     refresh_seconds: int = Field(3600, ge=60, description="materialise again after this long")
 
 
+class AudienceUpdate(BaseModel):
+    """A change to a saved audience: only the fields given change (``brands: null`` lifts
+    the brand limit). A new rule, brands, purpose or channel is a new definition: the
+    next refresh materialises it, and earlier snapshots keep the hash of theirs."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = None
+    rule: RuleInput | None = Field(None, description="rule text or JSON (the tags rule language)")
+    brands: list[str] | None = None
+    purpose: str | None = None
+    channel: str | None = None
+    refresh_seconds: int | None = Field(None, ge=60)
+
+
 class Audience(BaseModel):
     id: str
     name: str

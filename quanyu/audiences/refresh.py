@@ -65,8 +65,9 @@ def refresh_tenant(db: Session, *, tenant: str, now: datetime | None = None, don
         last = audiences.snapshots(db, tenant=tenant, audience_id=aud.id, limit=1)
         uses = r.tag_refs(jsonform.from_json(aud.rule))
         stale = not last or last[0].created_at + timedelta(seconds=aud.refresh_seconds) <= now
-        if stale or uses & changed:
-            reason = "schedule" if stale else "tags_changed"
+        edited = bool(last) and last[0].definition_hash != audiences.definition_hash(aud)
+        if stale or edited or uses & changed:
+            reason = "schedule" if stale else "edited" if edited else "tags_changed"
             audiences.materialise(db, tenant=tenant, audience_id=aud.id, reason=reason)
             done.materialised.append(f"{tenant}/{aud.id}")
 

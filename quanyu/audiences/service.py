@@ -28,6 +28,7 @@ from quanyu.audiences.models import (
     Audience,
     AudienceCreate,
     AudienceDraft,
+    AudienceUpdate,
     Count,
     Overlap,
     Region,
@@ -35,7 +36,7 @@ from quanyu.audiences.models import (
 )
 from quanyu.consent import enforce
 from quanyu.engine import DuplicateKey, Session, WriteConflict
-from quanyu.errors import Conflict, NotFound
+from quanyu.errors import Conflict, NotFound, ValidationFailed
 from quanyu.identity.models import format_oneid
 from quanyu.ids import utcnow
 from quanyu.tags import jsonform, parse
@@ -188,6 +189,56 @@ def create_audience(db: Session, body: AudienceCreate, *, tenant: str, actor: st
     except DuplicateKey as e:
         raise Conflict(f"audience {aud.id!r} exists already: pick another id") from e
     return aud
+
+
+def update_audience(
+    db: Session, audience_id: str, body: AudienceUpdate, *, tenant: str, actor: str
+) -> Audience:
+    """Change a saved audience (the fields ``body`` sets); its rule is checked now.
+
+    Raises:
+        NotFound: no such audience.
+        ValidationFailed: a rule, purpose or channel that does not hold up.
+    """
+    given = body.model_fields_set
+    with db.transaction():
+        before = get_audience(db, tenant=tenant, audience_id=audience_id)
+        changes = {k: getattr(body, k) for k in given if k != "rule"}
+        for required in ("name", "purpose", "channel", "refresh_seconds", "description"):
+            if required in changes and changes[required] is None:
+                raise ValidationFailed(f"{required} cannot be null: leave it out to keep it")
+        if "rule" in given:
+            if body.rule is None:
+                raise ValidationFailed("rule cannot be null: leave it out to keep it")
+            node = read_rule(body.rule)
+            changes |= {"rule": jsonform.to_json(node), "rule_text": parse.to_text(node)}
+        after = before.model_copy(update=changes | {"updated_at": utcnow()})
+        consent_gate.purpose_of(db, tenant=tenant, purpose=after.purpose, channel=after.channel,
+                                brands=after.brands)  # fmt: skip
+        brands = orjson.dumps(after.brands).decode() if after.brands else None
+        db.execute(q.UPDATE_AUDIENCE, [
+            after.name, after.description, orjson.dumps(after.rule).decode(), brands,
+            after.purpose, after.channel, after.refresh_seconds, after.updated_at, tenant,
+            audience_id])  # fmt: skip
+        audit(db, actor=actor, action="audience.update", target=after, before=before,
+              target_type="audience", target_id=audience_id, tenant=tenant)  # fmt: skip
+    return after
+
+
+def delete_audience(db: Session, audience_id: str, *, tenant: str, actor: str) -> Audience:
+    """Delete a saved audience and its snapshots (lists of people); what was pushed stays
+    recorded in its pushes and the decision log. Returns what was deleted.
+
+    Raises:
+        NotFound: no such audience.
+    """
+    with db.transaction():
+        before = get_audience(db, tenant=tenant, audience_id=audience_id)
+        db.execute(q.DELETE_SNAPSHOTS, [tenant, audience_id])
+        db.execute(q.DELETE_AUDIENCE, [tenant, audience_id])
+        audit(db, actor=actor, action="audience.delete", target=None, before=before,
+              target_type="audience", target_id=audience_id, tenant=tenant)  # fmt: skip
+    return before
 
 
 def list_audiences(db: Session, *, tenant: str) -> list[Audience]:

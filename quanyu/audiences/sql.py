@@ -14,6 +14,16 @@ INSERT_AUDIENCE = statement(
 DELETE_AUDIENCE = statement(
     "audiences.delete", "DELETE FROM audiences WHERE tenant_id = ? AND id = ?"
 )
+UPDATE_AUDIENCE = statement(
+    "audiences.update",
+    "UPDATE audiences SET name = ?, description = ?, rule = ?, brands = ?, purpose = ?,"
+    " channel = ?, refresh_seconds = ?, updated_at = ? WHERE tenant_id = ? AND id = ?",
+)
+#: A deleted audience's snapshots go with it: they are lists of people.
+DELETE_SNAPSHOTS = statement(
+    "audiences.delete_snapshots",
+    "DELETE FROM audience_snapshots WHERE tenant_id = ? AND audience_id = ?",
+)
 LIST_AUDIENCES = statement(
     "audiences.list", f"SELECT {_COLS} FROM audiences WHERE tenant_id = ? ORDER BY id"
 )

@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from quanyu.audiences import export, service
-from quanyu.audiences.models import AudienceCreate, AudienceDraft, PushRequest
+from quanyu.audiences.models import AudienceCreate, AudienceDraft, AudienceUpdate, PushRequest
+from quanyu.audiences.refresh import Pass, refresh_tenant
 from quanyu.audiences.sendgate import GATES
 from quanyu.consent import decisions as decision_log
 from quanyu.consent import service as consent
@@ -21,10 +22,12 @@ from quanyu.delivery.models import DestinationCreate, MessageStatus
 from quanyu.delivery.service import list_messages
 from quanyu.delivery.worker import deliver_due
 from quanyu.engine import Session, Statement
-from quanyu.errors import ValidationFailed
+from quanyu.errors import NotFound, ValidationFailed
 from quanyu.identity.models import format_oneid
 from quanyu.identity.secrets import load_master_key
 from quanyu.tags import service as tags
+from quanyu.tags.rules import RuleError
+from quanyu.tenancy import service as tenancy
 from tests.delivery.conftest import FAST, Receiver
 from tests.tags.test_compute import ACTOR, NOW, World, identify, order, tag, world  # noqa: F401
 
@@ -229,3 +232,57 @@ def test_consent_is_checked_again_when_each_webhook_is_sent(shop: World, tmp_pat
         assert len([h for h in receiver.hits if h.status == 200]) == 1
     finally:
         receiver.stop()
+
+
+def test_an_audience_is_edited_rematerialised_and_deleted(shop: World) -> None:
+    w = shop
+    with w.engine.connect() as db:
+        body = AudienceCreate(id="gold", name="Gold buyers", rule=RULE, channel="wechat")
+        made = service.create_audience(db, body, tenant=w.tenant, actor=ACTOR)
+        first = service.materialise(db, tenant=w.tenant, audience_id="gold")
+        assert first.size == 2
+        with pytest.raises(RuleError, match="line 1"):
+            service.update_audience(db, "gold", AudienceUpdate(rule='tag("buyer" and'),
+                                    tenant=w.tenant, actor=ACTOR)  # fmt: skip
+        with pytest.raises(ValidationFailed, match="channel 'fax' is unknown"):
+            service.update_audience(db, "gold", AudienceUpdate(channel="fax"), tenant=w.tenant,
+                                    actor=ACTOR)  # fmt: skip
+        with pytest.raises(ValidationFailed, match="name cannot be null"):
+            service.update_audience(db, "gold", AudienceUpdate(name=None), tenant=w.tenant,
+                                    actor=ACTOR)  # fmt: skip
+        assert service.get_audience(db, tenant=w.tenant, audience_id="gold") == made  # untouched
+
+        edit = AudienceUpdate(name="Gold buyers by SMS", channel="sms")
+        changed = service.update_audience(db, "gold", edit, tenant=w.tenant, actor=ACTOR)
+        assert (changed.name, changed.channel, changed.rule_text) == (
+            "Gold buyers by SMS", "sms", made.rule_text)  # fmt: skip
+        assert service.get_audience(db, tenant=w.tenant, audience_id="gold") == changed
+
+        # the next refresh sees a new definition and materialises it: u2 withdrew SMS
+        done = Pass()
+        refresh_tenant(db, tenant=w.tenant, done=done)
+        assert f"{w.tenant}/gold" in done.materialised
+        latest, older = service.snapshots(db, tenant=w.tenant, audience_id="gold", limit=2)
+        assert (latest.reason, latest.size, latest.excluded) == ("edited", 1, 1)
+        assert older.definition_hash == first.definition_hash != latest.definition_hash
+        again = Pass()
+        refresh_tenant(db, tenant=w.tenant, done=again)
+        assert f"{w.tenant}/gold" not in again.materialised  # nothing new to make
+
+        log = tenancy.list_audit(db, tenant=w.tenant)
+        entry = next(e for e in log if e.action == "audience.update")
+        assert entry.before is not None and entry.after is not None
+        assert (entry.before["channel"], entry.after["channel"]) == ("wechat", "sms")
+
+        service.delete_audience(db, "gold", tenant=w.tenant, actor=ACTOR)
+        with pytest.raises(NotFound):
+            service.get_audience(db, tenant=w.tenant, audience_id="gold")
+        snaps = Statement("t.snaps", "SELECT count(*) FROM audience_snapshots"
+                          " WHERE tenant_id = ? AND audience_id = 'gold'")  # fmt: skip
+        left = db.execute(snaps, [w.tenant])
+        assert left[0][0] == 0  # its lists of people went with it
+        with pytest.raises(NotFound):
+            service.update_audience(db, "gold", edit, tenant=w.tenant, actor=ACTOR)
+        with pytest.raises(NotFound):
+            service.delete_audience(db, "gold", tenant=w.tenant, actor=ACTOR)
+        assert any(e.action == "audience.delete" for e in tenancy.list_audit(db, tenant=w.tenant))

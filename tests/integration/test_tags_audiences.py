@@ -165,3 +165,21 @@ def test_tags_and_audiences_over_http(server: Server, tenant: Tenant) -> None:
     assert outbox.returncode == 0 and '"delivered"' in outbox.stdout, outbox.stderr
     bad = cli(server, "tags", "check", "count(", "--tenant", tenant.id)
     assert bad.returncode == 1 and "line 1, column" in bad.stderr
+
+    # an audience is edited (the server materialises the new definition) and deleted
+    with server.api(tenant.secret) as c:
+        t = f"/v1/tenants/{tenant.id}"
+        refused = c.patch(f"{t}/audiences/vip", json={"channel": "fax"})
+        assert refused.status_code == 400 and "channel 'fax'" in refused.json()["message"]
+        assert c.patch(f"{t}/audiences/nope", json={"name": "x"}).status_code == 404
+    edited = cli(server, "audiences", "update", "vip", "--name", "VIP by SMS", "--channel", "sms",
+                 "--tenant", tenant.id, "--json")  # fmt: skip
+    assert edited.returncode == 0 and '"channel": "sms"' in edited.stdout, edited.stderr
+    with server.api(tenant.secret) as c:
+        until(lambda: c.get(f"{t}/audiences/vip/snapshots").json()[0]["reason"] == "edited")
+        assert c.get(f"{t}/audiences/vip").json()["name"] == "VIP by SMS"
+    gone = cli(server, "audiences", "delete", "vip", "--tenant", tenant.id)
+    assert gone.returncode == 0 and "Deleted audience vip" in gone.stdout, gone.stderr
+    with server.api(tenant.secret) as c:
+        assert c.get(f"{t}/audiences/vip").status_code == 404
+        assert c.get(f"{t}/audiences/vip/snapshots").status_code == 404
