@@ -230,6 +230,41 @@ def test_push_to_a_destination_shows_the_delivery(page: Any, site: ConsoleSite) 
         receiver.stop()
 
 
+def test_a_marketer_edits_and_deletes_an_audience(page: Any, site: ConsoleSite) -> None:
+    _audience(site, "to-edit", 'tag("high_value_member")', name="High value", channel="wechat")
+    sign_in(page, "marketer")
+    page.goto(site.page_url("audiences/to-edit"))
+    page.click("#edit")
+    page.wait_for_url(re.compile(r".*/audiences/to-edit/edit$"))
+    assert page.input_value("input[name=id]") == "to-edit"
+    assert page.get_attribute("input[name=id]", "readonly") is not None
+    page.click('button[data-action="to-text"]')
+    page.wait_for_selector("textarea[name=rule_text]")
+    page.fill("textarea[name=rule_text]", 'tag("high_value_member") and traits.gender = "f"')
+    page.fill("input[name=name]", "High value women")
+    page.select_option("#channel", "sms")
+    page.click("#save")
+    page.wait_for_url(re.compile(r".*/audiences/to-edit\?saved=1$"))
+    saved = site.api("GET", f"{_base(site)}/audiences/to-edit")
+    assert (saved["name"], saved["channel"]) == ("High value women", "sms")
+    assert saved["rule_text"] == 'tag("high_value_member") and traits.gender = "f"'
+    assert page.inner_text("#audience-rule") == saved["rule_text"]
+    # a broken rule is refused on the edit page; nothing changes
+    page.goto(site.page_url("audiences/to-edit/edit"))
+    page.click('button[data-action="to-text"]')
+    page.wait_for_selector("textarea[name=rule_text]")
+    page.fill("textarea[name=rule_text]", 'tag("high_value_member") and')
+    page.click("#save")
+    page.wait_for_selector("#save-error")
+    assert site.api("GET", f"{_base(site)}/audiences/to-edit")["rule_text"] == saved["rule_text"]
+    page.goto(site.page_url("audiences/to-edit"))
+    page.once("dialog", lambda d: d.accept())
+    page.click("#delete")
+    page.wait_for_selector("#deleted")
+    assert "to-edit" not in [a["id"] for a in site.api("GET", f"{_base(site)}/audiences")]
+    shot(page, "audience-deleted")
+
+
 def test_an_analyst_can_count_but_not_save_materialise_or_push(
     page: Any, site: ConsoleSite
 ) -> None:
@@ -252,10 +287,16 @@ def test_an_analyst_can_count_but_not_save_materialise_or_push(
         assert c.post(url, data={"csrf_token": token}).status_code == 403
         url = site.page_url("audiences/analyst-view/push")
         assert c.post(url, data={"csrf_token": token, "destination_id": "x"}).status_code == 403
+        assert c.get(site.page_url("audiences/analyst-view/edit")).status_code == 403
+        url = site.page_url("audiences/analyst-view/edit")
+        assert c.post(url, data={**form, "name": "changed"}).status_code == 403
+        url = site.page_url("audiences/analyst-view/delete")
+        assert c.post(url, data={"csrf_token": token}).status_code == 403
         counted = c.post(site.page_url("audiences/count"), data=form)
         assert counted.status_code == 200 and 'id="count"' in counted.text
     ids = [a["id"] for a in site.api("GET", f"{_base(site)}/audiences")]
-    assert "by-analyst" not in ids
+    assert "by-analyst" not in ids and "analyst-view" in ids
+    assert site.api("GET", f"{_base(site)}/audiences/analyst-view")["name"] == "analyst-view"
 
 
 # -- the Venn diagram (pure; no browser) ----------------------------------------------------

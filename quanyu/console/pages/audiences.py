@@ -20,7 +20,14 @@ from pydantic import ValidationError
 from quanyu.audiences import builder, export, service, stats
 from quanyu.audiences.builder import Group, Row, RowError
 from quanyu.audiences.consent_gate import CHANNELS
-from quanyu.audiences.models import AudienceCreate, AudienceDraft, Count, PushRequest
+from quanyu.audiences.models import (
+    Audience,
+    AudienceCreate,
+    AudienceDraft,
+    AudienceUpdate,
+    Count,
+    PushRequest,
+)
 from quanyu.consent import service as consent
 from quanyu.console import i18n, venn
 from quanyu.console.deps import Ctx, tenant_page
@@ -126,6 +133,14 @@ i18n.register(
             "Your role may explore and count audiences, but not save, materialise or push.",
         ),
         "audiences.copy": ("复制到编辑器", "Copy into the builder"),
+        "audiences.edit": ("编辑", "Edit"),
+        "audiences.editing": ("编辑人群", "Edit audience"),
+        "audiences.delete": ("删除人群", "Delete audience"),
+        "audiences.delete_confirm": (
+            "删除此人群及其全部快照？已推送的记录会保留。",
+            "Delete this audience and all its snapshots? Pushes made stay on record.",
+        ),
+        "audiences.deleted": ("已删除人群", "Deleted audience"),
         "audiences.materialise": ("立即生成快照", "Materialise now"),
         "audiences.size_over_time": ("人群规模变化", "Size over time"),
         "audiences.snapshots": ("快照", "Snapshots"),
@@ -200,6 +215,7 @@ class Editor:
     name: str = ""
     description: str = ""
     refresh_hours: str = "1"
+    editing: str = ""  # the id of the saved audience being edited ("" for a new one)
 
     @classmethod
     def posted(cls, pairs: list[tuple[str, str]]) -> Editor:
@@ -251,12 +267,55 @@ def new_audience(ctx: Read, copy: str | None = None) -> HTMLResponse:
     """The builder: empty, or holding a copy of a saved audience (``?copy=<id>``)."""
     ed = Editor()
     if copy:
-        aud = service.get_audience(ctx.db, tenant=ctx.tenant_id, audience_id=copy)
-        ed = Editor(group=builder.from_node(service.read_rule(aud.rule)), text=aud.rule_text,
-                    brands=aud.brands or [], purpose=aud.purpose, channel=aud.channel,
-                    id=f"{aud.id}-copy"[:64], name=aud.name, description=aud.description,
-                    refresh_hours=f"{aud.refresh_seconds / 3600:g}")  # fmt: skip
+        ed = _editor_of(service.get_audience(ctx.db, tenant=ctx.tenant_id, audience_id=copy))
+        ed.id = f"{ed.id}-copy"[:64]
     return _edit_page(ctx, ed)
+
+
+def _editor_of(aud: Audience) -> Editor:
+    """The editor holding a saved audience's definition."""
+    return Editor(group=builder.from_node(service.read_rule(aud.rule)), text=aud.rule_text,
+                  brands=aud.brands or [], purpose=aud.purpose, channel=aud.channel,
+                  id=aud.id, name=aud.name, description=aud.description,
+                  refresh_hours=f"{aud.refresh_seconds / 3600:g}")  # fmt: skip
+
+
+@router.get("/t/{tenant_id}/audiences/{audience_id}/edit")
+def edit_audience(ctx: Write, audience_id: str) -> HTMLResponse:
+    """The builder holding a saved audience, to change it."""
+    ed = _editor_of(service.get_audience(ctx.db, tenant=ctx.tenant_id, audience_id=audience_id))
+    ed.editing = audience_id
+    return _edit_page(ctx, ed)
+
+
+@router.post("/t/{tenant_id}/audiences/{audience_id}/edit")
+def save_edit(ctx: Write, audience_id: str, pairs: Posted) -> Response:
+    """Save the changed definition (the next refresh materialises it)."""
+    ed = Editor.posted(pairs)
+    ed.id = ed.editing = audience_id
+    try:
+        body = AudienceUpdate(
+            name=ed.name, description=ed.description, rule=ed.rule(), brands=ed.brands or None,
+            purpose=ed.purpose, channel=ed.channel, refresh_seconds=_seconds(ed.refresh_hours),
+        )  # fmt: skip
+        service.update_audience(ctx.db, audience_id, body, tenant=ctx.tenant_id, actor=ctx.actor)
+    except ValueError as e:
+        return _edit_page(ctx, ed, _invalid(e), status=422)
+    except QuanyuError as e:
+        return _edit_page(ctx, ed, e.message, status=422)
+    return RedirectResponse(ctx.url(f"audiences/{audience_id}?saved=1"), status_code=303)
+
+
+@router.post("/t/{tenant_id}/audiences/{audience_id}/delete")
+def delete(ctx: Write, audience_id: str) -> Response:
+    """Delete the audience and its snapshots."""
+    service.delete_audience(ctx.db, audience_id, tenant=ctx.tenant_id, actor=ctx.actor)
+    return RedirectResponse(ctx.url(f"audiences?deleted={audience_id}"), status_code=303)
+
+
+def _seconds(hours: str) -> int:
+    """Refresh hours as seconds (at least a minute). Raises ValueError on a non-number."""
+    return max(60, round(float(hours or "1") * 3600))
 
 
 @router.post("/t/{tenant_id}/audiences/builder")
@@ -339,11 +398,10 @@ def _sample(ctx: Ctx, found: Count) -> list[tuple[str, str]]:
 def save(ctx: Write, pairs: Posted) -> Response:
     ed = Editor.posted(pairs)
     try:
-        hours = float(ed.refresh_hours or "1")
         body = AudienceCreate(
             id=ed.id, name=ed.name, description=ed.description, rule=ed.rule(),
             brands=ed.brands or None, purpose=ed.purpose, channel=ed.channel,
-            refresh_seconds=max(60, round(hours * 3600)),
+            refresh_seconds=_seconds(ed.refresh_hours),
         )  # fmt: skip
         aud = service.create_audience(ctx.db, body, tenant=ctx.tenant_id, actor=ctx.actor)
     except ValueError as e:  # a bad number of hours, or the model refused a field
@@ -361,9 +419,9 @@ def _invalid(e: ValueError) -> str:
 
 # -- the list and the overlap ----------------------------------------------------------------
 @router.get("/t/{tenant_id}/audiences")
-def audience_list(ctx: Read) -> HTMLResponse:
+def audience_list(ctx: Read, deleted: str | None = None) -> HTMLResponse:
     found = service.list_audiences(ctx.db, tenant=ctx.tenant_id)
-    return render(ctx, "audiences.html", audiences=found,
+    return render(ctx, "audiences.html", audiences=found, deleted=deleted,
                   latest=stats.latest_snapshots(ctx.db, tenant=ctx.tenant_id),
                   can_write=ctx.allows("audiences", "write"), **_labels(ctx))  # fmt: skip
 
