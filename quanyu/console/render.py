@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
-from quanyu.console import i18n
+from quanyu.console import i18n, reasons
 from quanyu.console.deps import Ctx, language
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -68,8 +68,25 @@ def render(ctx: Ctx, template: str, status: int = 200, **values: Any) -> HTMLRes
         if ctx.tenant is not None
         else []
     )
-    context = {"ctx": ctx, "t": ctx.t, "csrf": ctx.session.csrf, "nav": nav, **values}
+    context = {"ctx": ctx, "t": ctx.t, "csrf": ctx.session.csrf, "nav": nav,
+               "say": _Say(ctx.lang), **values}  # fmt: skip
     return TEMPLATES.TemplateResponse(ctx.request, template, context, status_code=status)
+
+
+@dataclass(frozen=True)
+class _Say:
+    """The capabilities' English reasons in the page's language (``say.exclusion(r)``)."""
+
+    lang: str
+
+    def exclusion(self, reason: str) -> str:
+        return reasons.exclusion(reason, self.lang)
+
+    def snapshot(self, reason: str) -> str:
+        return reasons.snapshot_reason(reason, self.lang)
+
+    def alert(self, alert: Any) -> str:
+        return reasons.alert_summary(alert, self.lang)
 
 
 def render_public(

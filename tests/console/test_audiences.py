@@ -92,6 +92,16 @@ def test_the_builders_live_count_equals_the_apis(page: Any, site: ConsoleSite) -
     assert page.inner_text("#audience-rule") == RULE
     saved = site.api("GET", f"{_base(site)}/audiences/console-buyers")
     assert saved["brands"] == [brands[0]["id"]] and saved["channel"] == "sms"
+    # in Chinese, the gate's reasons are said in Chinese (the API keeps its English)
+    with session_client(site, "marketer") as c:
+        c.get("/console/lang/zh")
+        token = csrf_of(c.get(site.page_url("audiences/new")).text)
+        form = {"csrf_token": token, "mode": "text", "rule_text": RULE, "purpose": "marketing",
+                "channel": "sms", "brands": brands[0]["id"]}  # fmt: skip
+        shown = re.findall(r'<li data-reason="([^"]+)">([^<]+): [\d,]+</li>',
+                           c.post(site.page_url("audiences/count"), data=form).text)  # fmt: skip
+    assert {english for english, _ in shown} == set(api["excluded_by"])
+    assert all(re.search(r"[\u4e00-\u9fff]", zh) for _, zh in shown), shown
 
 
 def test_a_rule_error_in_the_text_shows_its_line_and_column(page: Any, site: ConsoleSite) -> None:
