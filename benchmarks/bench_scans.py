@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -203,6 +204,18 @@ async def _drive(
     }
 
 
+def wait_snapshot(url: str, tenant: str, bound: float = 180.0) -> float:
+    """Seconds until the server reports the tenant's codes in memory (its /metrics)."""
+    started = time.monotonic()
+    want = f'quanyu_code_snapshot_codes{{tenant="{tenant}"}}'
+    while time.monotonic() - started < bound:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+        if any(line.startswith(want) for line in text.splitlines()):
+            return time.monotonic() - started
+        time.sleep(0.2)
+    raise SystemExit(f"the server did not load its code snapshot within {bound:.0f} s")
+
+
 def drive(args: argparse.Namespace) -> None:
     serials = json.loads(Path(args.serials).read_text())
     got = asyncio.run(
@@ -229,7 +242,7 @@ def main() -> None:
         "--warmup",
         type=float,
         default=30.0,
-        help="seconds of scans first (the server loads its code snapshot)",
+        help="seconds of scans first, once the server has its code snapshot in memory",
     )
     p.add_argument(
         "--identified",
@@ -276,6 +289,8 @@ def main() -> None:
             ]
             if not args.identified:
                 base.append("--no-identified")
+            loaded = wait_snapshot(url, tenant)
+            print(f"code snapshot in memory {loaded:.1f} s after the server answered", flush=True)
             warm = [*base, "--seconds", str(args.warmup), "--count", str(args.count)]
             subprocess.run(warm, check=True, cwd=ROOT, capture_output=True)
             run = [*base, "--seconds", str(args.seconds), "--count", str(args.count)]

@@ -41,6 +41,12 @@ REQUEST_LATENCY = Histogram(
 QUEUE_DEPTH = Gauge(
     "quanyu_writer_queue_events", "Events waiting for the group commit.", registry=REGISTRY
 )
+CODE_SNAPSHOT_CODES = Gauge(
+    "quanyu_code_snapshot_codes",
+    "Codes in the scan path's in-memory snapshot, by tenant (absent while it loads).",
+    ["tenant"],
+    registry=REGISTRY,
+)
 COMMITS = Counter("quanyu_writer_commits_total", "Group commits.", registry=REGISTRY)
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)

@@ -124,6 +124,8 @@ def create_app(
                     },
                     f,
                 )
+        if announce:  # a server (not a CLI command's in-process app) warms its scan path
+            scans.warm(app.state)
         housekeeping = asyncio.create_task(_housekeeping(ingestor))
         try:
             yield

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
@@ -37,7 +37,10 @@ _lock = threading.Lock()
 
 def scanner(request: Request) -> scans.Scanner:
     """The server's scanner, made on first use (its writer thread lives with the process)."""
-    state = request.app.state
+    return _scanner_of(request.app.state)
+
+
+def _scanner_of(state: Any) -> scans.Scanner:
     found: scans.Scanner | None = getattr(state, "scanner", None)
     if found is None:
         with _lock:
@@ -49,6 +52,15 @@ def scanner(request: Request) -> scans.Scanner:
                     sealer=ingestor.sealer_for,
                 )  # fmt: skip
     return found
+
+
+def warm(state: Any) -> None:
+    """At server start: when some tenant has products with codes, make the scanner and
+    start loading those tenants' code snapshots in the background."""
+    with state.engine.connect() as db:
+        tenants = scans.tenants_with_codes(db)
+    if tenants:
+        _scanner_of(state).warm(tenants)
 
 
 def _ip(request: Request) -> str | None:

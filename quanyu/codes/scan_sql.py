@@ -149,6 +149,12 @@ INNER_STATE = statement(
     " ON p.tenant_id = c.tenant_id AND p.id = c.product_id"
     " WHERE c.tenant_id = ? AND c.inner_key = ? AND c.inner_hash = ?",
 )
+#: Tenants that have code products (and so, perhaps, codes to scan).
+TENANTS_WITH_CODES = statement(
+    "scans.tenants_with_codes",
+    "SELECT DISTINCT tenant_id FROM code_products ORDER BY tenant_id",
+    tenant_scoped=False,
+)
 LAST_CODE_EVENT = statement(
     "scans.last_code_event",
     "SELECT coalesce(max(id), 0) FROM code_events WHERE tenant_id = ?",

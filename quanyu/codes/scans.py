@@ -38,6 +38,7 @@ from quanyu.ids import new_id, utcnow
 from quanyu.ingest.normalize import normalize
 from quanyu.ingest.pii import Sealer
 from quanyu.ingest.writer import Chunk
+from quanyu.observability import CODE_SNAPSHOT_CODES
 from quanyu.tenancy import service as tenancy
 from quanyu.tenancy.models import SourceCreate, SourceKind
 
@@ -537,6 +538,11 @@ class Scanner:
                  sealer=sealer, now=result.scanned_at)  # fmt: skip
         return result, pending
 
+    def warm(self, tenants: list[str]) -> None:
+        """Start loading these tenants' code snapshots (no-op without the memory directory)."""
+        if self._memory is not None:
+            self._memory.warm(tenants)
+
     def failed(self, result: ScanResult, tenant: str, e: BaseException) -> Unavailable:
         """Take back a scan whose commit failed; the error to answer with."""
         if result.verdict == "genuine" and result.code:
@@ -607,6 +613,11 @@ class _Snapshot:
         return None
 
 
+def tenants_with_codes(db: Session) -> list[str]:
+    """Every tenant with code products (whose snapshots a server warms at start)."""
+    return [str(t) for (t,) in db.execute(q.TENANTS_WITH_CODES)]
+
+
 class MemoryDirectory:
     """A :class:`Directory` answering from an in-memory snapshot of each tenant's codes.
 
@@ -639,6 +650,21 @@ class MemoryDirectory:
     def ready(self, tenant: str) -> bool:
         return tenant in self._snaps
 
+    def warm(self, tenants: list[str]) -> None:
+        """Start loading these tenants' snapshots now, one after another in the
+        background (a server does this at start, so the first scans after a restart do
+        not go to the database while the snapshot loads under their load)."""
+        with self._lock:
+            todo = [t for t in tenants if t not in self._loading]
+            self._loading.update(todo)
+        if todo:
+            threading.Thread(target=self._load_all, args=(todo,),
+                             name="quanyu-code-snapshot-warm", daemon=True).start()  # fmt: skip
+
+    def _load_all(self, tenants: list[str]) -> None:
+        for tenant in tenants:
+            self._load_quietly(tenant)
+
     def load(self, tenant: str) -> None:
         """Load (or reload) the tenant's snapshot now, in the calling thread."""
         with self.engine.connect() as db:
@@ -646,6 +672,7 @@ class MemoryDirectory:
             event_id = int(row[0]) if row else 0
             snap = _Snapshot(db.arrow(q.CODES_SNAPSHOT, [tenant]), event_id)
         self._snaps[tenant] = snap
+        CODE_SNAPSHOT_CODES.labels(tenant).set(len(snap.keys))
         self._catch_up(tenant, snap)
 
     def get(self, db: Session, tenant: str, code: str) -> CodeInfo | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from quanyu.codes import generate, lifecycle
+from quanyu.codes import generate, lifecycle, scans
 from quanyu.codes import service as codes
 from quanyu.codes import sql as cq
 from quanyu.codes.models import BrandCodesSettings, OrderCreate, ProductCreate, Selector
@@ -16,6 +16,7 @@ from quanyu.codes.serials import CodeKeys
 from quanyu.engine.duckdb import DuckDBEngine
 from quanyu.identity.secrets import load_master_key
 from quanyu.ids import utcnow
+from quanyu.observability import REGISTRY
 from quanyu.tenancy import service as tenancy
 from quanyu.tenancy.models import BrandCreate, TenantCreate
 from tests.codes.test_scans import make_code, product
@@ -66,6 +67,33 @@ def test_snapshot_follows_the_lifecycle(engine: DuckDBEngine, tmp_path: Path) ->
             found = memory.get(db, tenant, late.code)
             assert found is not None and found.state == "printed"
             assert memory.get(db, tenant, "0" * 16) is None
+    finally:
+        memory.stop()
+
+
+def test_a_server_warms_the_snapshots_of_tenants_with_codes(
+    engine: DuckDBEngine, tmp_path: Path
+) -> None:
+    with engine.connect() as db:
+        tenant = tenancy.create_tenant(db, TenantCreate(name="warm"), actor="t").id
+        tenancy.create_tenant(db, TenantCreate(name="no codes"), actor="t")
+        keys = CodeKeys.derive(load_master_key(tmp_path), tenant)
+        pid = product(db, tenant, GTIN)
+        made = [make_code(db, keys, tenant, pid, "activated") for _ in range(3)]
+        assert scans.tenants_with_codes(db) == [tenant]
+    memory = MemoryDirectory(engine, poll=0.05)
+    try:
+        memory.warm([tenant])
+        memory.warm([tenant])  # asked again while loading: one load
+        deadline = time.monotonic() + 10
+        while not memory.ready(tenant) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert memory.ready(tenant)  # without a single lookup
+        gauge = REGISTRY.get_sample_value("quanyu_code_snapshot_codes", {"tenant": tenant})
+        assert gauge == len(made)
+        with engine.connect() as db:
+            got = memory.get(db, tenant, made[0].code)
+        assert got is not None and got.state == "activated"
     finally:
         memory.stop()
 

@@ -122,3 +122,27 @@ def test_a_revoked_secret_key_stops_working_at_once(server: Server, tenant: Tena
         server.call("DELETE", f"/v1/tenants/{tenant.id}/keys/{made['id']}", tenant.secret)
         r = c.get(f"/v1/tenants/{tenant.id}/sources")
     assert r.status_code == 401 and "revoked" in r.json()["message"]
+
+
+def test_a_restarted_server_loads_its_code_snapshots_before_any_scan(
+    fresh_server: Server,
+) -> None:
+    s = fresh_server
+    tenant = s.new_tenant()
+    with s.api(tenant.secret) as c:
+        base = f"/v1/tenants/{tenant.id}/codes"
+        brand = c.post(f"/v1/tenants/{tenant.id}/brands", json={"name": "G"}).json()["id"]
+        assert c.put(f"{base}/brands/{brand}", json={"short_domain": "t.brand.cn"}).is_success
+        made = {"gtin": "6901234567892", "brand_id": brand, "name": "x"}
+        product = c.post(f"{base}/products", json=made).json()["id"]
+        wanted = {"product_id": product, "quantity": 7, "line": "L1", "lot": "B1"}
+        order = c.post(f"{base}/orders", json=wanted)
+        assert order.status_code == 201, order.text
+    s.restart()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # no scan is sent: the server warms on its own
+        held = metric(samples(s), "quanyu_code_snapshot_codes", tenant=tenant.id)
+        if held:
+            break
+        time.sleep(0.1)
+    assert held == 7
