@@ -42,6 +42,13 @@ class Settings(BaseSettings):
         " when it grew).",
     )
 
+    delivery_retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="Days a delivered, failed or skipped audience push stays in the outbox"
+        " (its body holds people's identifiers); 0 keeps them for good. Consent news is"
+        " always kept: it is the evidence of who was told.",
+    )
     webhook_allow_private_networks: bool = Field(
         default=False,
         description="Let webhook destinations (audience pushes, consent subscribers) be on"

@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -92,6 +93,9 @@ def create_app(
             master_key=master_key,
             gates=sendgate.GATES,
             allow_private=settings.webhook_allow_private_networks,
+            retention=timedelta(days=settings.delivery_retention_days)
+            if settings.delivery_retention_days
+            else None,
         )
         deliverer.start()
         capturer = Capturer(engine, on_change=deliverer.notify)

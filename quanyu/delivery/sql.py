@@ -72,6 +72,16 @@ MESSAGES_BY_KEY = statement(
     "delivery.messages_by_key",
     f"SELECT {_MSG} FROM delivery_outbox WHERE tenant_id = ? AND ordering_key = ? ORDER BY seq",
 )
+#: Settled messages (delivered, failed, skipped) of the given topics last touched before
+#: ``?``: what a retention pass deletes. Params: cutoff, topics (a list).
+PRUNE_SETTLED = statement(
+    "delivery.prune_settled",
+    "DELETE FROM delivery_outbox WHERE status IN ('delivered', 'failed', 'skipped')"
+    " AND coalesce(delivered_at, last_attempt_at, created_at) < ?"
+    " AND list_contains(?, topic)",
+    tenant_scoped=False,
+    requires=(Capability.ROW_UPDATES,),
+)
 #: Send a failed or skipped message again, as if it were new (it keeps its place in
 #: its key's order, so later pending messages of the key wait for it).
 REQUEUE_MESSAGE = statement(

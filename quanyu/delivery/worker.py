@@ -28,6 +28,7 @@ import dataclasses
 import logging
 import random
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import datetime, timedelta
@@ -59,6 +60,8 @@ class Gate(Protocol):
 
 #: Due messages fetched per round of a pass.
 ROUND_SIZE = 100
+#: Seconds between retention passes of a worker.
+PRUNE_EVERY_S = 3600.0
 _PASS_LOCK = threading.Lock()
 
 
@@ -91,6 +94,21 @@ def _record(
     except WriteConflict:
         # someone requeued or skipped it meanwhile; their state stands
         log.warning("webhook %s changed while being sent; its new state stands", msg.id)
+
+
+#: Topics whose settled messages a retention pass deletes: pushes of audiences hold lists
+#: of people. Consent news is kept (the propagation report is the evidence of who was
+#: told; its bodies carry no phone or e-mail in the clear).
+PRUNED_TOPICS = ("audience.export",)
+
+
+def prune(engine: Engine, *, older_than: timedelta, now: datetime | None = None) -> int:
+    """Delete settled (delivered, failed, skipped) messages of :data:`PRUNED_TOPICS` last
+    touched more than ``older_than`` ago; pending ones are never touched. Returns how many."""
+    cutoff = (now or utcnow()) - older_than
+    with engine.connect() as db:
+        counted = db.execute(q.PRUNE_SETTLED, [cutoff, list(PRUNED_TOPICS)])
+    return int(counted[0][0]) if counted and counted[0] else 0
 
 
 def _skip_undeliverable(db: Session, when: datetime) -> int:
@@ -253,6 +271,7 @@ class DeliveryWorker:
         give_up_after: float = 3 * 86400.0,
         gates: Mapping[str, Gate] | None = None,
         allow_private: bool = False,
+        retention: timedelta | None = None,
     ) -> None:
         self._engine = engine
         self._gates = dict(gates or {})
@@ -271,6 +290,8 @@ class DeliveryWorker:
             timeout=timeout, headers=USER_AGENT, allow_private=allow_private
         )
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="quanyu-webhook")
+        self._retention = retention
+        self._pruned_at = 0.0  # monotonic time of the last retention pass
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -298,6 +319,14 @@ class DeliveryWorker:
         """Whether the background thread runs."""
         return self._thread is not None and self._thread.is_alive()
 
+    def _prune_hourly(self) -> None:
+        if self._retention is None or time.monotonic() - self._pruned_at < PRUNE_EVERY_S:
+            return
+        self._pruned_at = time.monotonic()
+        gone = prune(self._engine, older_than=self._retention)
+        if gone:
+            log.info("deleted %d settled webhook messages past retention", gone)
+
     def run_once(self) -> int:
         """One :func:`deliver_due` pass with this worker's client and policy."""
         return deliver_due(
@@ -314,6 +343,7 @@ class DeliveryWorker:
         while not self._stopping.is_set():
             try:
                 self.run_once()
+                self._prune_hourly()
             except Exception:  # noqa: BLE001 - logged; the next poll starts from the store
                 log.exception("webhook delivery pass failed; retrying on the next poll")
             self._wake.wait(self.poll_interval)

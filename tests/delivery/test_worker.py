@@ -19,7 +19,7 @@ from quanyu.delivery.service import (
     retry,
     set_destination_enabled,
 )
-from quanyu.delivery.worker import DeliveryWorker, deliver_due
+from quanyu.delivery.worker import DeliveryWorker, deliver_due, prune
 from quanyu.engine.duckdb import DuckDBEngine
 from quanyu.errors import Conflict
 from quanyu.ids import utcnow
@@ -314,3 +314,23 @@ def test_a_receiver_down_for_an_hour_gets_every_message_in_order_when_back(
         assert all(message(store, i).status is MessageStatus.delivered for i in ids)
     finally:
         down.stop()
+
+
+def test_retention_deletes_settled_audience_pushes_only(
+    store: DuckDBEngine, receiver: Receiver
+) -> None:
+    dest = destination(store, receiver)
+    pushed = put(store, dest.id, "aud-1", 2, topic="audience.export")
+    news = put(store, dest.id, "person-1", 1, topic="consent.changed")
+    gates = {"audience.export": lambda db, **kw: kw["body"]}  # let every record through
+    deliver_due(store, master_key=MASTER, policy=FAST, gates=gates)
+    waiting = put(store, dest.id, "aud-2", 1, topic="audience.export")  # still pending
+    assert [message(store, m).status for m in pushed + news] == [MessageStatus.delivered] * 3
+    # a day later, with 30 days' retention: nothing is old enough
+    assert prune(store, older_than=timedelta(days=30), now=utcnow() + timedelta(days=1)) == 0
+    # 31 days later: the delivered pushes go; consent news and the pending push stay
+    later = utcnow() + timedelta(days=31)
+    assert prune(store, older_than=timedelta(days=30), now=later) == 2
+    with store.connect() as db:
+        left = {m.id for m in list_messages(db, tenant=TENANT)}
+    assert left == set(news + waiting)
