@@ -91,22 +91,19 @@ class Evaluator:
                 self.plan.append("index")
             parts.append(lazy if lazy is not None else self.run(item))
         parts.sort(key=lambda p: len(p) if isinstance(p, BitMap) else p.size)
-        acc: BitMap | None = None  # None: nothing built yet (the first part is it)
-        if parts and isinstance(parts[0], Stored) and len(parts[0].bitmaps) == 1:
-            acc, parts = parts[0].bitmaps[0], parts[1:]  # read, never changed: every step
-            owned = False  # below makes a new bitmap
+        if not parts:
+            return self._drop(items, self.index.universe.copy())
+        first, rest = parts[0], parts[1:]
+        if rest and isinstance(first, Stored) and len(first.bitmaps) == 1:
+            acc = first.bitmaps[0]  # the index's own, only read: each step makes a new one
         else:
-            owned = True
-        for part in parts:
-            if acc is None:
-                acc = part if isinstance(part, BitMap) else part.build()
-            else:
-                acc = part.within(acc) if isinstance(part, Lazy) else acc & part
-                owned = True
-        if acc is None:
-            acc = self.index.universe.copy()
-        elif not owned:
-            acc = BitMap() | acc
+            acc = first if isinstance(first, BitMap) else first.build()
+        for part in rest:
+            acc = part.within(acc) if isinstance(part, Lazy) else acc & part
+        return self._drop(items, acc)
+
+    def _drop(self, items: tuple[r.Node, ...], acc: BitMap) -> BitMap:
+        """``acc`` (a bitmap of the caller's) less the conjunction's negated parts."""
         for item in items:
             if isinstance(item, r.Not) and acc:
                 lazy = self._lazy(item.item)

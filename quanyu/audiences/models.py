@@ -117,7 +117,10 @@ class PushRequest(BaseModel):
     batch_size: int = Field(1000, ge=1, le=10000)
 
 
-class Push(BaseModel):
+class PushRecord(BaseModel):
+    """A push as recorded: which snapshot went where, with which identifier, in how many
+    records and batches (the outbox has what became of each batch)."""
+
     push_id: str
     audience_id: str
     snapshot_id: int
@@ -125,5 +128,10 @@ class Push(BaseModel):
     identifier: str
     records: int
     batches: int
-    message_ids: list[str]
     created_at: datetime
+
+
+class Push(PushRecord):
+    """A push just queued, with the outbox messages of its batches."""
+
+    message_ids: list[str]

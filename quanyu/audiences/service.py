@@ -306,7 +306,12 @@ def snapshots(db: Session, *, tenant: str, audience_id: str, limit: int = 100) -
     """An audience's snapshots, newest first: its size over time."""
     get_audience(db, tenant=tenant, audience_id=audience_id)
     rows = db.execute(q.LIST_SNAPSHOTS, [tenant, audience_id, limit])
-    return [Snapshot(**dict(zip(_SNAP, row, strict=True))) for row in rows]
+    return [snapshot_of(row) for row in rows]
+
+
+def snapshot_of(row: tuple[Any, ...]) -> Snapshot:
+    """A snapshot from a row of the snapshot columns, in their table order (no members)."""
+    return Snapshot(**dict(zip(_SNAP, row, strict=True)))
 
 
 def snapshot_members(db: Session, *, tenant: str, snapshot_id: int) -> tuple[Snapshot, BitMap]:
@@ -314,7 +319,7 @@ def snapshot_members(db: Session, *, tenant: str, snapshot_id: int) -> tuple[Sna
     row = db.one(q.SNAPSHOT_MEMBERS, [tenant, snapshot_id])
     if row is None:
         raise NotFound(f"snapshot {snapshot_id} does not exist in this tenant")
-    return Snapshot(**dict(zip(_SNAP, row[:-1], strict=True))), BitMap.deserialize(row[-1])
+    return snapshot_of(row[:-1]), BitMap.deserialize(row[-1])
 
 
 def latest_members(db: Session, *, tenant: str, audience_id: str) -> tuple[Snapshot, BitMap]:

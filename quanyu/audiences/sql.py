@@ -45,11 +45,12 @@ LIST_SNAPSHOTS = statement(
     f"SELECT {_SNAP} FROM audience_snapshots WHERE tenant_id = ? AND audience_id = ?"
     " ORDER BY snapshot_id DESC LIMIT ?",
 )
+#: The newest snapshot of each audience of a tenant, without its members.
 LATEST_SNAPSHOTS = statement(
     "audiences.latest_snapshots",
-    f"SELECT {_SNAP} FROM audience_snapshots AS s WHERE tenant_id = ? AND snapshot_id ="
-    " (SELECT max(snapshot_id) FROM audience_snapshots AS t WHERE t.tenant_id = s.tenant_id"
-    " AND t.audience_id = s.audience_id)",
+    f"SELECT {_SNAP} FROM audience_snapshots WHERE tenant_id = ? AND snapshot_id IN"
+    " (SELECT max(snapshot_id) FROM audience_snapshots WHERE tenant_id = ?"
+    " GROUP BY audience_id)",
 )
 SNAPSHOT_MEMBERS = statement(
     "audiences.snapshot_members",

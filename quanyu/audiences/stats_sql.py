@@ -4,14 +4,6 @@ from __future__ import annotations
 
 from quanyu.engine import statement
 
-_SNAP = "snapshot_id, audience_id, definition_hash, size, matched, excluded, reason, created_at"
-#: The newest snapshot of each audience of a tenant, without its members.
-LATEST_SNAPSHOTS = statement(
-    "audiences.stats.latest_snapshots",
-    f"SELECT {_SNAP} FROM audience_snapshots WHERE tenant_id = ? AND snapshot_id IN"
-    " (SELECT max(snapshot_id) FROM audience_snapshots WHERE tenant_id = ?"
-    " GROUP BY audience_id)",
-)
 #: An audience's latest pushes, newest first.
 PUSHES = statement(
     "audiences.stats.pushes",

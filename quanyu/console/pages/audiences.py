@@ -8,6 +8,7 @@ builder (:mod:`quanyu.audiences.builder`) only writes the rule text the service 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
@@ -239,6 +240,15 @@ class Editor:
             raise RuleError('the rule is empty: write a condition, such as tag("vip")')
         return parse.to_text(service.read_rule(text))
 
+    def definition(self) -> dict[str, Any]:
+        """What a saved audience holds besides its id. Raises RowError or RuleError (the
+        rule) and ValueError (the refresh hours)."""
+        return {
+            "name": self.name, "description": self.description, "rule": self.rule(),
+            "brands": self.brands or None, "purpose": self.purpose, "channel": self.channel,
+            "refresh_seconds": _seconds(self.refresh_hours),
+        }  # fmt: skip
+
     def draft(self) -> AudienceDraft:
         return AudienceDraft(rule=self.rule(), brands=self.brands or None,
                              purpose=self.purpose, channel=self.channel)  # fmt: skip
@@ -293,17 +303,9 @@ def save_edit(ctx: Write, audience_id: str, pairs: Posted) -> Response:
     """Save the changed definition (the next refresh materialises it)."""
     ed = Editor.posted(pairs)
     ed.id = ed.editing = audience_id
-    try:
-        body = AudienceUpdate(
-            name=ed.name, description=ed.description, rule=ed.rule(), brands=ed.brands or None,
-            purpose=ed.purpose, channel=ed.channel, refresh_seconds=_seconds(ed.refresh_hours),
-        )  # fmt: skip
-        service.update_audience(ctx.db, audience_id, body, tenant=ctx.tenant_id, actor=ctx.actor)
-    except ValueError as e:
-        return _edit_page(ctx, ed, _invalid(e), status=422)
-    except QuanyuError as e:
-        return _edit_page(ctx, ed, e.message, status=422)
-    return RedirectResponse(ctx.url(f"audiences/{audience_id}?saved=1"), status_code=303)
+    return _saving(ctx, ed, lambda d: service.update_audience(
+        ctx.db, audience_id, AudienceUpdate(**d), tenant=ctx.tenant_id, actor=ctx.actor,
+    ).id)  # fmt: skip
 
 
 @router.post("/t/{tenant_id}/audiences/{audience_id}/delete")
@@ -397,18 +399,21 @@ def _sample(ctx: Ctx, found: Count) -> list[tuple[str, str]]:
 @router.post("/t/{tenant_id}/audiences")
 def save(ctx: Write, pairs: Posted) -> Response:
     ed = Editor.posted(pairs)
+    return _saving(ctx, ed, lambda d: service.create_audience(
+        ctx.db, AudienceCreate(id=ed.id, **d), tenant=ctx.tenant_id, actor=ctx.actor,
+    ).id)  # fmt: skip
+
+
+def _saving(ctx: Ctx, ed: Editor, save: Callable[[dict[str, Any]], str]) -> Response:
+    """Save the editor's definition with ``save`` (it returns the audience id): to the
+    audience's page, or back to the editor with what was wrong."""
     try:
-        body = AudienceCreate(
-            id=ed.id, name=ed.name, description=ed.description, rule=ed.rule(),
-            brands=ed.brands or None, purpose=ed.purpose, channel=ed.channel,
-            refresh_seconds=_seconds(ed.refresh_hours),
-        )  # fmt: skip
-        aud = service.create_audience(ctx.db, body, tenant=ctx.tenant_id, actor=ctx.actor)
+        saved = save(ed.definition())
     except ValueError as e:  # a bad number of hours, or the model refused a field
         return _edit_page(ctx, ed, _invalid(e), status=422)
     except QuanyuError as e:
         return _edit_page(ctx, ed, e.message, status=422)
-    return RedirectResponse(ctx.url(f"audiences/{aud.id}?saved=1"), status_code=303)
+    return RedirectResponse(ctx.url(f"audiences/{saved}?saved=1"), status_code=303)
 
 
 def _invalid(e: ValueError) -> str:
