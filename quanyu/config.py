@@ -28,7 +28,11 @@ class Settings(BaseSettings):
         default=2.0, description="How long the writer waits to gather a group commit."
     )
     max_commit_events: int = 20_000
-    dedup_window_hours: int = Field(default=24 * 7, ge=24)
+    dedup_window_hours: int = Field(
+        default=24 * 7,
+        ge=24,
+        description="How long a (source, messageId) is remembered: a retry within it adds nothing.",
+    )
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     refresh_interval: float = Field(
         default=30.0,

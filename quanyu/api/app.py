@@ -75,7 +75,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = open_store(settings)
         writer = Writer(
-            engine, max_events=settings.max_commit_events, linger_ms=settings.commit_interval_ms
+            engine,
+            max_events=settings.max_commit_events,
+            linger_ms=settings.commit_interval_ms,
+            dedup_window=timedelta(hours=settings.dedup_window_hours),
         )
         writer.start()
         master_key = load_master_key(settings.data_dir)

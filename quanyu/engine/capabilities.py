@@ -19,3 +19,6 @@ class Capability(StrEnum):
     TRANSACTIONS = "transactions"
     #: Row-level ``UPDATE`` (Delta/Iceberg tables on Spark, native elsewhere).
     ROW_UPDATES = "row_updates"
+    #: 128-bit hash keys: ``md5_number(text)`` as a ``UHUGEINT`` primary key (DuckDB).
+    #: Spark keys on the two 64-bit halves of ``md5(text)`` instead.
+    HASH_KEYS = "hash_keys"

@@ -85,7 +85,12 @@ class DuckDBEngine(Engine):
 
     name: ClassVar[str] = "duckdb"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.INSERT_IGNORE, Capability.TRANSACTIONS, Capability.ROW_UPDATES}
+        {
+            Capability.INSERT_IGNORE,
+            Capability.TRANSACTIONS,
+            Capability.ROW_UPDATES,
+            Capability.HASH_KEYS,
+        }
     )
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:

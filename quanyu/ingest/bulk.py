@@ -323,7 +323,7 @@ def prepare(
     )
     valid = everything if pc.all(ok).as_py() else everything.filter(ok)
     first = _first_of_each(valid)
-    events = rechunk(first.drop_columns(["_row"]).cast(EVENT_SCHEMA))
+    events = first.drop_columns(["_row"]).cast(EVENT_SCHEMA)
     bad = out.filter(pc.invert(ok))
     return Prepared(
         events,

@@ -106,4 +106,51 @@ MIGRATIONS = [
         ALTER TABLE events ADD COLUMN commit_seq BIGINT;
         """,
     ),
+    Migration(
+        "ingest",
+        3,
+        """
+        -- Deduplication moves from the events table's (source_id, message_id) key to a
+        -- table of 128-bit hashes of it: keeping a key of two strings cost DuckDB more
+        -- than the rest of an insert, and the hashes can be let go after the dedup
+        -- window (QUANYU_DEDUP_WINDOW_HOURS) while the events stay. ``commit_seq`` is
+        -- the group commit that claimed the key. A hash never holds personal data, so
+        -- an erased event's key stays: a late retry of it adds nothing.
+        CREATE TABLE event_keys (
+            key UHUGEINT PRIMARY KEY,
+            commit_seq BIGINT NOT NULL,
+            received_at TIMESTAMP NOT NULL
+        );
+        INSERT INTO event_keys
+            SELECT md5_number(source_id || chr(31) || message_id), coalesce(commit_seq, 0),
+                received_at
+            FROM events;
+        CREATE TABLE events_unkeyed (
+            tenant_id VARCHAR NOT NULL,
+            source_id VARCHAR NOT NULL,
+            brand_id VARCHAR,
+            message_id VARCHAR NOT NULL,
+            type VARCHAR NOT NULL,
+            event VARCHAR,
+            name VARCHAR,
+            user_id VARCHAR,
+            anonymous_id VARCHAR,
+            group_id VARCHAR,
+            previous_id VARCHAR,
+            timestamp TIMESTAMP NOT NULL,
+            original_timestamp TIMESTAMP,
+            sent_at TIMESTAMP,
+            received_at TIMESTAMP NOT NULL,
+            properties VARCHAR,
+            traits VARCHAR,
+            context VARCHAR,
+            integrations VARCHAR,
+            identifiers VARCHAR,
+            commit_seq BIGINT
+        );
+        INSERT INTO events_unkeyed SELECT * FROM events;
+        DROP TABLE events;
+        ALTER TABLE events_unkeyed RENAME TO events;
+        """,
+    ),
 ]

@@ -7,25 +7,45 @@ from quanyu.ingest.schema import EVENT_COLUMNS
 
 _COLS = ", ".join(EVENT_COLUMNS)
 
-#: Append staged events; a (source, messageId) stored before fails the statement
-#: (``DuplicateKey``), and the writer falls back to the statements below.
+#: What deduplicates an event: a 128-bit hash of its (source, messageId).
+EVENT_KEY = "md5_number(source_id || chr(31) || message_id)"
+#: Claim the staged events' keys; a key claimed before (or twice here) fails the
+#: statement (``DuplicateKey``) and the writer falls back to the two statements below.
+INSERT_NEW_KEYS = statement(
+    "ingest.insert_new_keys",
+    f"INSERT INTO event_keys (key, commit_seq, received_at)"
+    f" SELECT {EVENT_KEY}, ?, received_at FROM staged_events",
+    requires=(Capability.HASH_KEYS,),
+    tenant_scoped=False,
+)
+#: Append staged events whose keys were just claimed (after INSERT_NEW_KEYS).
 INSERT_NEW_EVENTS = statement(
     "ingest.insert_new_events",
     f"INSERT INTO events (commit_seq, {_COLS}) SELECT ?, {_COLS} FROM staged_events",
 )
-#: Append staged events; a (source, messageId) seen before adds nothing.
-#: The same, counting what was new, for a group from a single source.
-INSERT_EVENTS_COUNTED = statement(
-    "ingest.insert_events_counted",
-    f"INSERT INTO events (commit_seq, {_COLS}) SELECT ?, {_COLS} FROM staged_events"
-    " ON CONFLICT DO NOTHING",
-    requires=(Capability.INSERT_IGNORE,),
+#: Claim the keys not claimed before, once each.
+CLAIM_KEYS = statement(
+    "ingest.claim_keys",
+    f"INSERT INTO event_keys (key, commit_seq, received_at)"
+    f" SELECT {EVENT_KEY}, ?, received_at FROM staged_events ON CONFLICT DO NOTHING",
+    requires=(Capability.HASH_KEYS, Capability.INSERT_IGNORE),
+    tenant_scoped=False,
 )
+#: Append one staged event per key this commit claimed (params: seq, seq); returns the
+#: source of each. The commit's keys are the table's last rows: zone maps find them.
 INSERT_EVENTS = statement(
     "ingest.insert_events",
-    f"INSERT INTO events (commit_seq, {_COLS}) SELECT ?, {_COLS} FROM staged_events"
-    " ON CONFLICT DO NOTHING RETURNING source_id",
-    requires=(Capability.INSERT_IGNORE,),
+    f"INSERT INTO events (commit_seq, {_COLS}) SELECT ?, {_COLS} FROM ("
+    f"SELECT *, row_number() OVER (PARTITION BY {EVENT_KEY}) AS copy FROM staged_events"
+    f" WHERE {EVENT_KEY} IN (SELECT key FROM event_keys WHERE commit_seq = ?)) AS s"
+    " WHERE copy = 1 RETURNING source_id",
+    requires=(Capability.HASH_KEYS,),
+)
+#: Let go of the keys received before a time (the dedup window's start).
+PRUNE_KEYS = statement(
+    "ingest.prune_keys",
+    "DELETE FROM event_keys WHERE received_at < ?",
+    tenant_scoped=False,
 )
 INSERT_DEAD_LETTERS = statement(
     "ingest.insert_dead_letters",

@@ -3,30 +3,36 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import duckdb
 import pytest
 
+from quanyu.config import Settings
 from quanyu.engine.duckdb import DuckDBEngine
 from quanyu.ingest.normalize import normalize
-from quanyu.ingest.writer import Chunk, Writer, write_chunks
+from quanyu.ingest.writer import Chunk, Writer, prune_keys, write_chunks
+from quanyu.store import apply_migrations
+from quanyu.store.migrations import collect
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 
 
-def chunk(ids: list[str], source: str = "src_a", tenant: str = "ten_a") -> Chunk:
+def chunk(
+    ids: list[str], source: str = "src_a", tenant: str = "ten_a", received: datetime = NOW
+) -> Chunk:
     items = [
         json.dumps({"type": "track", "event": "E", "userId": "u", "messageId": i}).encode()
         for i in ids
     ]
     items.append(b"{broken")
-    norm = normalize(items, received_at=NOW)
+    norm = normalize(items, received_at=received)
     return Chunk.normalized(
         norm,
         tenant_id=tenant,
         source_id=source,
         brand_id=None,
-        received_at=NOW.replace(tzinfo=None),
+        received_at=received.replace(tzinfo=None),
     )
 
 
@@ -79,3 +85,53 @@ def test_a_waiter_that_gave_up_does_not_stop_the_writer(engine: DuckDBEngine) ->
     assert writer.alive
     writer.stop()
     assert count(engine, "SELECT count(*) FROM events") == 2  # both committed
+
+
+def test_a_group_mixing_sources_with_a_repeat_counts_each_source(engine: DuckDBEngine) -> None:
+    write_chunks(engine, [chunk(["1"])])
+    got = write_chunks(engine, [chunk(["1", "2", "2"]), chunk(["1", "9"], source="src_b")])
+    assert got == {"src_a": 1, "src_b": 2}
+    assert count(engine, "SELECT count(*) FROM events") == 4
+    assert count(engine, "SELECT count(*) FROM event_keys") == 4
+
+
+def test_pruned_keys_no_longer_deduplicate(engine: DuckDBEngine) -> None:
+    write_chunks(engine, [chunk(["old"])])
+    received = NOW.replace(tzinfo=None)
+    assert prune_keys(engine, received) == 0  # received at the cut-off: kept
+    assert write_chunks(engine, [chunk(["old"])]) == {}
+    assert prune_keys(engine, received + timedelta(seconds=1)) == 1
+    assert count(engine, "SELECT count(*) FROM events") == 1  # the event stays
+    # past the window a retry is a new event: the window is how long retries are caught
+    assert write_chunks(engine, [chunk(["old"])]) == {"src_a": 1}
+
+
+def test_the_writer_prunes_keys_past_the_dedup_window(engine: DuckDBEngine) -> None:
+    now = datetime.now(UTC)
+    write_chunks(engine, [chunk(["long-ago"], received=now - timedelta(hours=25))])
+    writer = Writer(engine, dedup_window=timedelta(hours=24))
+    writer.PRUNE_EVERY = 0.0
+    writer.start()
+    writer.submit(chunk(["now"], received=now)).result(timeout=10)
+    writer.submit(chunk(["later"], received=now)).result(timeout=10)
+    writer.stop()
+    with engine.connect() as db:
+        keys = db.raw("SELECT count(*) FROM event_keys")  # type: ignore[attr-defined]
+    assert keys == [(2,)]  # the key received 25 hours ago is gone
+    assert count(engine, "SELECT count(*) FROM events") == 3
+
+
+def test_a_database_keyed_on_events_moves_its_keys_to_event_keys(settings: Settings) -> None:
+    """Data written before the dedup keys had their own table keeps deduplicating."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    before = [m for m in collect() if (m.capability, m.version) != ("ingest", 3)]
+    engine = DuckDBEngine(duckdb.connect(str(settings.database_path)))
+    apply_migrations(engine, before)
+    with engine.connect() as db:
+        db.register("old", chunk(["1", "2"]).events)
+        db.raw("INSERT INTO events SELECT *, 1 FROM old")  # type: ignore[attr-defined]
+    assert apply_migrations(engine, collect())[0].version == 3
+    assert count(engine, "SELECT count(*) FROM events WHERE commit_seq = 1") == 2
+    assert write_chunks(engine, [chunk(["1", "2", "3"])]) == {"src_a": 1}
+    assert count(engine, "SELECT count(*) FROM events") == 3
+    engine.close()
