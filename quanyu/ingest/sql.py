@@ -9,19 +9,22 @@ _COLS = ", ".join(EVENT_COLUMNS)
 
 #: What deduplicates an event: a 128-bit hash of its (source, messageId).
 EVENT_KEY = "md5_number(source_id || chr(31) || message_id)"
-#: Claim the staged events' keys; a key claimed before (or twice here) fails the
-#: statement (``DuplicateKey``) and the writer falls back to the two statements below.
-INSERT_NEW_KEYS = statement(
-    "ingest.insert_new_keys",
-    f"INSERT INTO event_keys (key, commit_seq, received_at)"
-    f" SELECT {EVENT_KEY}, ?, received_at FROM staged_events",
-    requires=(Capability.HASH_KEYS,),
-    tenant_scoped=False,
-)
-#: Append staged events whose keys were just claimed (after INSERT_NEW_KEYS).
+#: Append staged events (the group's first try: see INSERT_NEW_KEYS).
 INSERT_NEW_EVENTS = statement(
     "ingest.insert_new_events",
     f"INSERT INTO events (commit_seq, {_COLS}) SELECT ?, {_COLS} FROM staged_events",
+)
+#: Claim the keys of the events just appended (params: seq); a key claimed before (or
+#: twice here) fails the statement (``DuplicateKey``) and the writer rolls back and
+#: falls back to the two statements below. Reading the appended rows back, rather than
+#: the staged Arrow table a second time, keeps the GIL out of it: DuckDB's scan of a
+#: Python object takes the GIL again and again, and waits for it under load.
+INSERT_NEW_KEYS = statement(
+    "ingest.insert_new_keys",
+    f"INSERT INTO event_keys (key, commit_seq, received_at)"
+    f" SELECT {EVENT_KEY}, commit_seq, received_at FROM events WHERE commit_seq = ?",
+    requires=(Capability.HASH_KEYS,),
+    tenant_scoped=False,
 )
 #: Claim the keys not claimed before, once each.
 CLAIM_KEYS = statement(
