@@ -61,7 +61,10 @@ class ConsoleSite:
             text=True,
             timeout=300,
         )
-        assert done.returncode == 0, f"quanyu {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+        assert done.returncode == 0, (
+            f"quanyu {' '.join(args)}:\n{done.stdout}\n{done.stderr}\n"
+            f"the server's log:\n{self.server.log_tail()}"
+        )
         return done.stdout
 
 
