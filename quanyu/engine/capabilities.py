@@ -22,3 +22,6 @@ class Capability(StrEnum):
     #: 128-bit hash keys: ``md5_number(text)`` as a ``UHUGEINT`` primary key (DuckDB).
     #: Spark keys on the two 64-bit halves of ``md5(text)`` instead.
     HASH_KEYS = "hash_keys"
+    #: ``WITH name AS MATERIALIZED (...)``: a CTE computed once for all its readers.
+    #: Spark caches the subquery (or recomputes it) instead.
+    MATERIALIZED_CTE = "materialized_cte"

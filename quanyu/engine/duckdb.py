@@ -90,6 +90,7 @@ class DuckDBEngine(Engine):
             Capability.TRANSACTIONS,
             Capability.ROW_UPDATES,
             Capability.HASH_KEYS,
+            Capability.MATERIALIZED_CTE,
         }
     )
 

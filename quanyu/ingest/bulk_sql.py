@@ -13,7 +13,7 @@ those parts (a session's events repeat them), then joined back to the rows.
 
 from __future__ import annotations
 
-from quanyu.engine import statement
+from quanyu.engine import Capability, statement
 from quanyu.ingest.normalize import APP_KEYS, BRAND_KEYS, ID_KEYS, MAX_MESSAGE_BYTES, TYPES
 
 
@@ -191,7 +191,8 @@ WITH p AS (
       WHEN type = 'group' AND group_id IS NULL THEN 'missing_field'
       WHEN {_object("properties")} THEN 'invalid_field' END AS code
   FROM typed
-), ctx AS (
+), ctx AS MATERIALIZED (
+  -- parsed once: inlined, DuckDB would parse each context for both branches below
   SELECT checked.*, CASE WHEN code IS NULL AND {_ID_HINT}
     THEN json_transform(context, {_CTX_SHAPE}) END AS cx
   FROM checked
@@ -256,6 +257,7 @@ SELECT _row, source_id, brand_id, type,
     ELSE type END AS reason_value
 FROM reasoned
 """,
+    requires=(Capability.MATERIALIZED_CTE,),
 )
 
 #: Arrow struct, map or list values as JSON text; null fields are left out (a struct
