@@ -29,9 +29,13 @@ class Settings(BaseSettings):
     )
     max_commit_events: int = 20_000
     dedup_window_hours: int = Field(
-        default=24 * 7,
+        default=24,
         ge=24,
-        description="How long a (source, messageId) is remembered: a retry within it adds nothing.",
+        description=(
+            "How long a (source, messageId) is remembered: a retry within it adds nothing."
+            " Segment's window is about a day; a longer one keeps more keys, and each"
+            " checkpoint of the database rewrites their index (~0.5 s at 10 M keys)."
+        ),
     )
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     refresh_interval: float = Field(
