@@ -44,10 +44,11 @@ INSERT_EVENTS = statement(
     " WHERE copy = 1 RETURNING source_id",
     requires=(Capability.HASH_KEYS,),
 )
-#: Let go of the keys received before a time (the dedup window's start).
+#: Let go of at most N keys received before a time (the dedup window's start).
 PRUNE_KEYS = statement(
     "ingest.prune_keys",
-    "DELETE FROM event_keys WHERE received_at < ?",
+    "DELETE FROM event_keys WHERE key IN"
+    " (SELECT key FROM event_keys WHERE received_at < ? LIMIT ?)",
     tenant_scoped=False,
 )
 INSERT_DEAD_LETTERS = statement(

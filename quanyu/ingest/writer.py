@@ -181,13 +181,19 @@ def write_chunks(engine: Engine, chunks: list[Chunk], seq: int | None = None) ->
         return _write(engine, chunks, events, dead, seq, skip_stored=True)
 
 
-def prune_keys(engine: Engine, before: datetime) -> int:
-    """Forget the dedup keys of events received before ``before``; return how many.
+#: Most dedup keys one pruning deletes: deleting from the key index costs ~3.6 µs a key
+#: at 10 M keys, and the writer commits nothing meanwhile.
+PRUNE_SLICE = 100_000
+
+
+def prune_keys(engine: Engine, before: datetime, limit: int = PRUNE_SLICE) -> int:
+    """Forget up to ``limit`` dedup keys of events received before ``before``; return
+    how many.
 
     The events stay; a retry of one of them after this would be stored again.
     """
     with engine.connect() as db, db.transaction():
-        row = db.one(q.PRUNE_KEYS, [before])
+        row = db.one(q.PRUNE_KEYS, [before, limit])
     return int(row[0]) if row else 0
 
 
@@ -258,7 +264,8 @@ class Writer:
         linger_ms: float = 2.0,
         dedup_window: timedelta | None = None,
     ):
-        """With ``dedup_window``, keys older than it are let go (checked every 10 minutes)."""
+        """With ``dedup_window``, keys older than it are let go: checked every 10 minutes,
+        deleted :data:`PRUNE_SLICE` at a time, a second apart while more are due."""
         self._engine = engine
         self._window = dedup_window
         self._pruned = time.monotonic()
@@ -363,5 +370,7 @@ class Writer:
             n = prune_keys(self._engine, datetime.now(UTC).replace(tzinfo=None) - window)
         except Exception:  # noqa: BLE001 - the keys stay; the next pruning tries again
             log.exception("pruning the dedup keys failed")
-        else:
-            log.info("dedup keys pruned", extra={"fields": {"keys": n}})
+            return
+        log.info("dedup keys pruned", extra={"fields": {"keys": n}})
+        if n >= PRUNE_SLICE:  # more are due: the next slice after a second of commits
+            self._pruned -= self.PRUNE_EVERY - 1.0

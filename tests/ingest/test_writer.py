@@ -106,6 +106,15 @@ def test_pruned_keys_no_longer_deduplicate(engine: DuckDBEngine) -> None:
     assert write_chunks(engine, [chunk(["old"])]) == {"src_a": 1}
 
 
+def test_pruning_deletes_a_slice_at_a_time(engine: DuckDBEngine) -> None:
+    write_chunks(engine, [chunk(["a", "b", "c"])])
+    later = NOW.replace(tzinfo=None) + timedelta(seconds=1)
+    assert prune_keys(engine, later, limit=2) == 2
+    assert prune_keys(engine, later, limit=2) == 1
+    assert prune_keys(engine, later, limit=2) == 0
+    assert count(engine, "SELECT count(*) FROM event_keys") == 0
+
+
 def test_the_writer_prunes_keys_past_the_dedup_window(engine: DuckDBEngine) -> None:
     now = datetime.now(UTC)
     write_chunks(engine, [chunk(["long-ago"], received=now - timedelta(hours=25))])
