@@ -216,9 +216,7 @@ def _write(
     with engine.connect() as db, db.transaction():
         inserted: Counter[str] = Counter()
         if events.num_rows and not skip_stored:
-            db.register("staged_events", events)
-            db.execute(q.INSERT_NEW_EVENTS, [seq])
-            db.unregister("staged_events")
+            db.with_table("staged_events", events, q.INSERT_NEW_EVENTS, [seq])
             db.execute(q.INSERT_NEW_KEYS, [seq])
             for c in chunks:
                 inserted[c.source_id] += c.count
@@ -268,7 +266,7 @@ class Writer:
         deleted :data:`PRUNE_SLICE` at a time, a second apart while more are due."""
         self._engine = engine
         self._window = dedup_window
-        self._pruned = time.monotonic()
+        self._prune_at = time.monotonic() + self.PRUNE_EVERY
         self._max_events = max_events
         self._linger = linger_ms / 1000
         self._queue: queue.SimpleQueue[Chunk | None] = queue.SimpleQueue()
@@ -361,16 +359,16 @@ class Writer:
                     self._pending -= sum(c.count for c in chunks)
             if stopping:
                 return
-            if self._window is not None and time.monotonic() - self._pruned > self.PRUNE_EVERY:
+            if self._window is not None and time.monotonic() >= self._prune_at:
                 self._prune(self._window)
 
     def _prune(self, window: timedelta) -> None:
-        self._pruned = time.monotonic()
+        n = 0
         try:
             n = prune_keys(self._engine, datetime.now(UTC).replace(tzinfo=None) - window)
         except Exception:  # noqa: BLE001 - the keys stay; the next pruning tries again
             log.exception("pruning the dedup keys failed")
-            return
-        log.info("dedup keys pruned", extra={"fields": {"keys": n}})
-        if n >= PRUNE_SLICE:  # more are due: the next slice after a second of commits
-            self._pruned -= self.PRUNE_EVERY - 1.0
+        else:
+            log.info("dedup keys pruned", extra={"fields": {"keys": n}})
+        # a full slice means more are due: the next one after a second of commits
+        self._prune_at = time.monotonic() + (1.0 if n >= PRUNE_SLICE else self.PRUNE_EVERY)

@@ -115,11 +115,13 @@ def test_pruning_deletes_a_slice_at_a_time(engine: DuckDBEngine) -> None:
     assert count(engine, "SELECT count(*) FROM event_keys") == 0
 
 
-def test_the_writer_prunes_keys_past_the_dedup_window(engine: DuckDBEngine) -> None:
+def test_the_writer_prunes_keys_past_the_dedup_window(
+    engine: DuckDBEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     now = datetime.now(UTC)
     write_chunks(engine, [chunk(["long-ago"], received=now - timedelta(hours=25))])
+    monkeypatch.setattr(Writer, "PRUNE_EVERY", 0.0)
     writer = Writer(engine, dedup_window=timedelta(hours=24))
-    writer.PRUNE_EVERY = 0.0
     writer.start()
     writer.submit(chunk(["now"], received=now)).result(timeout=10)
     writer.submit(chunk(["later"], received=now)).result(timeout=10)
