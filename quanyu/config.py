@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from quanyu.errors import ConfigError
 
 
 class Settings(BaseSettings):
@@ -88,5 +90,20 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Build the settings once, on first use (never at import time)."""
-    return Settings()
+    """Build the settings once, on first use (never at import time).
+
+    Raises:
+        ConfigError: a ``QUANYU_*`` variable (or ``.env`` line) has a value the setting
+            cannot take; the message names each one and what it must be.
+    """
+    try:
+        return Settings()
+    except ValidationError as e:
+        problems = "; ".join(
+            f"QUANYU_{'_'.join(str(p) for p in err['loc']).upper()}={err.get('input')!r}:"
+            f" {err['msg']}"
+            for err in e.errors()
+        )
+        raise ConfigError(
+            f"Invalid setting: {problems}. Fix or unset it (environment or .env)."
+        ) from e
