@@ -9,9 +9,12 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from functools import partial
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from quanyu import __version__
 from quanyu.api import (
@@ -35,6 +38,7 @@ from quanyu.api import (
     tracking,
     users,
 )
+from quanyu.api.hot_scans import HotScans
 from quanyu.api.middleware import RequestContext
 from quanyu.audiences import sendgate
 from quanyu.audiences.refresh import Refresher
@@ -58,6 +62,18 @@ Quanyu is an API-first omnichannel customer data platform.
 * **Management** — `Authorization: Bearer sk_...` with a secret key; ISVs manage the tenants
   they deliver for, tenants see only their own data.
 """
+
+
+class QuanyuApp(FastAPI):
+    """FastAPI with the request context (ids, latency, access log) and the consumer
+    scan's fast path in front of its whole middleware stack, which a fast scan skips."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._front: ASGIApp = RequestContext(HotScans(partial(FastAPI.__call__, self), self))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._front(scope, receive, send)
 
 
 def create_app(
@@ -131,6 +147,7 @@ def create_app(
                     },
                     f,
                 )
+        scans.recover(app.state)  # scans a killed process answered but did not fold
         if announce:  # a server (not a CLI command's in-process app) warms its scan path
             scans.warm(app.state)
         housekeeping = asyncio.create_task(_housekeeping(ingestor))
@@ -138,6 +155,9 @@ def create_app(
             yield
         finally:
             housekeeping.cancel()
+            scanner = getattr(app.state, "scanner", None)
+            if scanner is not None:  # its last fold goes through the ingest writer
+                scanner.stop()
             writer.stop()
             capturer.stop()
             resolver.stop()
@@ -145,14 +165,11 @@ def create_app(
             checkpointer.stop()
             deliverer.stop()
             ingestor.flush_key_use()
-            scanner = getattr(app.state, "scanner", None)
-            if scanner is not None:
-                scanner.stop()
             if announce:
                 settings.server_file.unlink(missing_ok=True)
             engine.close()
 
-    app = FastAPI(
+    app = QuanyuApp(
         title="Quanyu",
         version=__version__,
         description=DESCRIPTION,
@@ -168,7 +185,6 @@ def create_app(
         allow_headers=["*"],
         expose_headers=["Retry-After", "X-RateLimit-Reset", "X-Request-ID"],
     )
-    app.add_middleware(RequestContext)
     for module in (  # the hot paths first: a request is matched against routes in order
         tracking,
         scans,

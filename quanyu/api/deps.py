@@ -34,7 +34,12 @@ async def get_resolver(request: Request) -> Resolver:
     return resolver
 
 
-def get_db(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+def get_db(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+    # A read sees every scan answered before it: they wait in the scan log's journal
+    # for a fold (a few times a second) until then.
+    scanner = getattr(request.app.state, "scanner", None)
+    if scanner is not None:
+        scanner.flush()
     with engine.connect() as db:
         yield db
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from quanyu.api.deps import DbDep, tenant_access
 from quanyu.codes import anomalies, epcis, rewards, scans
+from quanyu.codes.scan_log import ScanLog, journal_dir
 from quanyu.codes.scan_models import (
     Alert,
     AlertKind,
@@ -49,9 +50,16 @@ def _scanner_of(state: Any) -> scans.Scanner:
                 ingestor = state.ingestor
                 found = state.scanner = scans.Scanner(
                     state.engine, state.master_key, ingest=ingestor.writer.submit,
-                    sealer=ingestor.sealer_for,
+                    sealer=ingestor.sealer_for, journal=journal_dir(state.settings.data_dir),
                 )  # fmt: skip
     return found
+
+
+def recover(state: Any) -> None:
+    """At start: when the scan journal holds scans an earlier process answered but did
+    not fold into the database (it was killed), make the scanner, which folds them."""
+    if ScanLog.waiting(state.engine, journal_dir(state.settings.data_dir)):
+        _scanner_of(state)
 
 
 def warm(state: Any) -> None:
@@ -61,6 +69,13 @@ def warm(state: Any) -> None:
         tenants = scans.tenants_with_codes(db)
     if tenants:
         _scanner_of(state).warm(tenants)
+
+
+def flush(state: Any) -> None:
+    """Wait until every scan answered so far is in the database (before a read)."""
+    found: scans.Scanner | None = getattr(state, "scanner", None)
+    if found is not None:
+        found.flush()
 
 
 def _ip(request: Request) -> str | None:

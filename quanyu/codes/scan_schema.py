@@ -90,4 +90,20 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        "scans",
+        2,
+        """
+        -- How far the scan journal (scans made durable on disk before they are
+        -- answered) is folded into code_scans and ingest: the segment and the byte
+        -- offset after the last folded record. One row, moved in the transaction that
+        -- inserts the records it covers.
+        CREATE TABLE scan_journal (
+            id INTEGER NOT NULL PRIMARY KEY,
+            segment BIGINT NOT NULL,
+            byte_offset BIGINT NOT NULL
+        );
+        INSERT INTO scan_journal VALUES (1, 1, 0);
+        """,
+    ),
 ]

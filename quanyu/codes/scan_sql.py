@@ -15,6 +15,17 @@ INSERT_SCANS = statement(
     "scans.insert_scans",
     f"INSERT INTO code_scans ({_SC}) SELECT {_SC} FROM staged_scans",
 )
+#: How far the scan journal is folded (one row for every tenant's scans).
+JOURNAL_FOLDED = statement(
+    "scans.journal_folded",
+    "SELECT segment, byte_offset FROM scan_journal WHERE id = 1",
+    tenant_scoped=False,
+)
+SET_JOURNAL_FOLDED = statement(
+    "scans.set_journal_folded",
+    "UPDATE scan_journal SET segment = ?, byte_offset = ? WHERE id = 1",
+    tenant_scoped=False,
+)
 #: Earlier consumer scans of one code: how many, and the first one's time and city.
 SCAN_HISTORY = statement(
     "scans.history",

@@ -1,9 +1,10 @@
 """Scans: verify a code, look up its state, record the scan and answer the scanner.
 
 The tag check is pure (:func:`quanyu.codes.serials.verify`), so a forged code is answered
-before any database read. A genuine code costs two indexed point reads (its state, its
-earlier scans); the scan row goes to :class:`ScanWriter`, which commits many scans per
-transaction and answers each request only after its commit — a 2xx means durable.
+before any database read. In a server a genuine code is looked up in memory (the
+tenant's code snapshot and scan history); the scan's row and its ingest event are one
+record in the scan log (:mod:`quanyu.codes.scan_log`), and the request is answered only
+once that record is durable — a 2xx means durable.
 
 Where the code sits in its lifecycle comes from the codes core through a
 :class:`Directory`; scans never read the core's tables themselves.
@@ -11,31 +12,31 @@ Where the code sits in its lifecycle comes from the codes core through a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from quanyu.codes import scan_sql as q
+from quanyu.codes.scan_log import ScanLog, encode, wait_all
 from quanyu.codes.scan_models import PartyScanRequest, Role, ScanRequest, ScanResult, Verdict
-from quanyu.codes.serials import CODE_CHARS, CodeKeys, ForgedCode, decode, verify
+from quanyu.codes.serials import CODE_CHARS, CodeKeys, ForgedCode, decode, decode_one, verify
 from quanyu.engine import Engine, Session
 from quanyu.errors import RateLimited, Unavailable
 from quanyu.ids import new_id, utcnow
-from quanyu.ingest.normalize import normalize
 from quanyu.ingest.pii import Sealer
 from quanyu.ingest.writer import Chunk
 from quanyu.observability import CODE_SNAPSHOT_CODES
@@ -193,32 +194,70 @@ def scan(
     coordinates are kept only when ``req.precise_consent`` is true. ``history`` (the
     server's in-memory :class:`ScanHistory`) replaces the history query.
     """
-    now = now or utcnow()
-    precise = req.precise_consent and req.lat is not None and req.lon is not None
-    row = ScanRow(tenant, None, None, False, "forged", None, None, now, req.city,
-                  req.lat if precise else None, req.lon if precise else None, ip,
-                  req.device_id, role, party_id, None, None)  # fmt: skip
+    row = new_row(req, tenant=tenant, ip=ip, role=role, party_id=party_id, now=now)
     try:
         code = verify(keys, serial_of(req.code)).code
     except ForgedCode:
-        row.presented = req.code[:40]
         record([row])
-        return ScanResult(verdict="forged", first_scan=False, message=_MESSAGES["forged"],
-                          scanned_at=now)  # fmt: skip
-    counted = False
+        return forged(row, req)
     with engine.connect() as db:
         info = directory.get(db, tenant, code)
-        verdict = _verdict(info)
-        before, first_at, first_city = 0, None, None
-        if verdict == "genuine" and history is not None and role == "consumer":
-            before, first_at, first_city = history.observe(tenant, code, now, req.city)
-            counted = True
-        elif verdict == "genuine" and history is not None:
-            before, first_at, first_city = history.peek(tenant, code)
-        elif verdict == "genuine":
+        if _verdict(info) == "genuine" and history is None:
             hist = db.one(q.SCAN_HISTORY, [tenant, code])
-            if hist:
-                before, first_at, first_city = int(hist[0]), hist[1], hist[2]
+            before = (int(hist[0]), hist[1], hist[2]) if hist else (0, None, None)
+            return judge(row, code, info, before, record)
+    return judge(row, code, info, history or (0, None, None), record)
+
+
+def new_row(
+    req: ScanRequest,
+    *,
+    tenant: str,
+    ip: str | None,
+    role: Role,
+    party_id: str | None,
+    now: datetime | None = None,
+) -> ScanRow:
+    """The scan's row before the code is looked at (verdict "forged" until it is)."""
+    precise = req.precise_consent and req.lat is not None and req.lon is not None
+    return ScanRow(tenant, None, None, False, "forged", None, None, now or utcnow(), req.city,
+                   req.lat if precise else None, req.lon if precise else None, ip,
+                   req.device_id, role, party_id, None, None)  # fmt: skip
+
+
+def forged(row: ScanRow, req: ScanRequest) -> ScanResult:
+    """The answer to a code whose tag does not verify (``row`` keeps what was shown)."""
+    row.presented = req.code[:40]
+    return ScanResult(verdict="forged", first_scan=False, message=_MESSAGES["forged"],
+                      scanned_at=row.scanned_at)  # fmt: skip
+
+
+History = tuple[int, datetime | None, str | None]
+
+
+def judge(
+    row: ScanRow,
+    code: str,
+    info: CodeInfo | None,
+    history: ScanHistory | History,
+    record: Recorder,
+) -> ScanResult:
+    """Answer a genuine-tagged code from what the directory knows of it, count it in
+    ``history`` (a consumer's scan of a genuine code) and record ``row``.
+
+    ``history`` is the in-memory :class:`ScanHistory` or what came before, read already.
+    """
+    verdict = _verdict(info)
+    tenant, now, counted = row.tenant_id, row.scanned_at, False
+    before: History = (0, None, None)
+    if verdict != "genuine":
+        pass
+    elif not isinstance(history, ScanHistory):
+        before = history
+    elif row.role == "consumer":
+        before, counted = history.observe(tenant, code, now, row.city), True
+    else:
+        before = history.peek(tenant, code)
     row.code, row.verdict = code, verdict
     if info is not None:
         row.state, row.gtin = info.state, info.gtin
@@ -226,22 +265,23 @@ def scan(
     try:
         record([row])
     except BaseException:
-        if counted and history is not None:
+        if counted and isinstance(history, ScanHistory):
             history.forget(tenant, code)
         raise
-    result = ScanResult(verdict=verdict, first_scan=verdict == "genuine" and before == 0,
+    n, first_at, first_city = before
+    result = ScanResult(verdict=verdict, first_scan=verdict == "genuine" and n == 0,
                         message="", code=code, gtin=row.gtin, state=row.state,
-                        scans_before=before, scanned_at=now)  # fmt: skip
+                        scans_before=n, scanned_at=now)  # fmt: skip
     if verdict != "genuine":
         result.message = _MESSAGES[verdict]
-    elif before == 0:
+    elif n == 0:
         result.message = "Genuine product. This is the first scan of this code."
     else:
         result.first_scanned_at, result.first_city = first_at, first_city
         where = f" in {first_city}" if first_city else ""
         when = f" on {first_at:%Y-%m-%d}" if first_at else ""
         result.message = (
-            f"Genuine product, but this code was scanned {before} time(s) before, first"
+            f"Genuine product, but this code was scanned {n} time(s) before, first"
             f"{when}{where}. If you just opened it, the bottle may be refilled."
         )
     return result
@@ -277,81 +317,6 @@ def party_scan(
     ]
     record(rows)  # one commit for the whole request
     return results
-
-
-class ScanWriter:
-    """Group commit for scan rows: one thread, many scans per transaction.
-
-    :meth:`record` blocks until the rows are committed, so the caller may answer 2xx.
-    """
-
-    def __init__(self, engine: Engine, *, linger_ms: float = 2.0, max_rows: int = 20_000):
-        self.engine = engine
-        self.linger = linger_ms / 1000
-        self.max_rows = max_rows
-        self.commits = 0
-        self._queue: queue.Queue[tuple[list[ScanRow], Future[None]] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="quanyu-scan-writer", daemon=True)
-
-    def start(self) -> ScanWriter:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
-
-    def submit(self, rows: list[ScanRow]) -> Future[None]:
-        """Queue rows; the future resolves once they are committed."""
-        fut: Future[None] = Future()
-        self._queue.put((rows, fut))
-        return fut
-
-    def record(self, rows: list[ScanRow]) -> None:
-        """Store rows durably (blocks until committed).
-
-        Raises:
-            Unavailable: the commit failed or took longer than 30 s.
-        """
-        try:
-            self.submit(rows).result(timeout=30)
-        except Exception as e:
-            raise Unavailable(f"the scan could not be stored ({e}); scan again") from e
-
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            n = len(item[0])
-            deadline = time.monotonic() + self.linger
-            while n < self.max_rows:
-                try:
-                    nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-                n += len(nxt[0])
-            self._write(batch)
-
-    def _write(self, batch: list[tuple[list[ScanRow], Future[None]]]) -> None:
-        rows = [r for rs, _ in batch for r in rs]
-        try:
-            with self.engine.connect() as db, db.transaction():
-                record(db, rows)
-        except Exception as e:  # every waiting request is told; none is answered 2xx
-            log.exception("scan commit of %d rows failed", len(rows))
-            for _, fut in batch:
-                fut.set_exception(e)
-            return
-        self.commits += 1
-        for _, fut in batch:
-            fut.set_result(None)
 
 
 class _Bucket:
@@ -445,29 +410,14 @@ def scan_message(req: ScanRequest, result: ScanResult) -> dict[str, object]:
     return msg
 
 
-def emit(
-    messages: Sequence[dict[str, object]],
-    *,
-    tenant: str,
-    source: str,
-    write: Callable[[Chunk], object],
-    sealer: Sealer | None = None,
-    now: datetime | None = None,
-) -> None:
-    """Write scan events through ingest (``write`` is the server's writer or a direct
-    write), sealing PII identifiers the way the tracking API does."""
-    now = now or utcnow()
-    items = [orjson.dumps(m) for m in messages]
-    norm = normalize(items, received_at=now, sealer=sealer)
-    write(Chunk.normalized(norm, tenant_id=tenant, source_id=source, brand_id=None,
-                           received_at=now))  # fmt: skip
-
-
 class Scanner:
     """What the scan endpoints need at request time, owned by the server process: the
-    tenants' code keys, the scan writer, the rate limiter and each tenant's scan source.
+    tenants' code keys, the scan log, the rate limiter and each tenant's scan source.
 
-    ``ingest`` hands a chunk of scan events to the ingest writer and returns a future.
+    Scans are answered once their record is durable in the scan log's journal
+    (``journal``, a folder in the data dir) and reach ``code_scans`` and ingest when the
+    log folds them; :meth:`flush` waits for that. ``ingest`` hands a chunk of scan
+    events to the ingest writer and returns a future.
     """
 
     def __init__(
@@ -475,10 +425,12 @@ class Scanner:
         engine: Engine,
         master_key: bytes,
         *,
+        journal: Path,
         ingest: Callable[[Chunk], Future[int]] | None = None,
         sealer: Callable[[str], Sealer | None] | None = None,
         directory: Directory | None = None,
         limiter: ScanLimiter | None = None,
+        fold_interval: float = 0.2,
     ) -> None:
         self.engine = engine
         self.master_key = master_key
@@ -486,11 +438,11 @@ class Scanner:
         self.directory: Directory = directory or self._memory or CoreDirectory()
         self.history = ScanHistory(engine)
         self.limiter = limiter or ScanLimiter()
-        self.writer = ScanWriter(engine).start()
         self._ingest = ingest
-        self._sealer = sealer
         self._keys: dict[str, CodeKeys] = {}
         self._sources: dict[str, str] = {}
+        self.log = ScanLog(engine, journal, ingest=ingest, source=self.source, sealer=sealer,
+                           interval=fold_interval).open()  # fmt: skip
 
     def keys(self, tenant: str) -> CodeKeys:
         """The tenant's code keys (derived once; a pure computation, no database read)."""
@@ -506,37 +458,77 @@ class Scanner:
                 s = self._sources[tenant] = scan_source(db, tenant=tenant)
         return s
 
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every scan answered so far is in ``code_scans`` and ingest."""
+        self.log.flush(timeout)
+
+    def _records(self, req: ScanRequest | None, rows: list[ScanRow],
+                 result: ScanResult | None) -> list[bytes]:  # fmt: skip
+        message = None
+        if self._ingest is not None and req is not None and result is not None:
+            message = scan_message(req, result)
+        return [encode(r, message if i == 0 else None) for i, r in enumerate(rows)]
+
     def consumer_scan(self, req: ScanRequest, *, tenant: str, ip: str | None) -> ScanResult:
         """A public scan: rate-limited, recorded, answered, and sent to ingest.
 
         Raises:
             RateLimited: the IP or device is over its limit (nothing is recorded).
-            Unavailable: the scan or its event could not be committed.
+            Unavailable: the scan could not be made durable.
         """
         result, pending = self.begin_consumer_scan(req, tenant=tenant, ip=ip)
         try:
-            for fut in pending:
-                fut.result(timeout=60)
-        except Exception as e:
+            wait_all(pending)
+        except Unavailable as e:
             raise self.failed(result, tenant, e) from e
         return result
 
     def begin_consumer_scan(
         self, req: ScanRequest, *, tenant: str, ip: str | None
     ) -> tuple[ScanResult, list[Future[Any]]]:
-        """The answer and the commits to wait for before giving it: the scan row and its
-        ingest event go to their writers at once, so the two group commits overlap."""
+        """The answer and the journal append to wait for before giving it."""
         self.limiter.check(ip, req.device_id)
+        self.source(tenant)  # made before the first record that needs it is folded
         rows: list[ScanRow] = []
         result = scan(self.engine, self.keys(tenant), self.directory, req, tenant=tenant,
                       record=rows.extend, ip=ip, history=self.history)  # fmt: skip
-        pending: list[Future[Any]] = [self.writer.submit(rows)]
-        if self._ingest is not None:
-            sealer = self._sealer(tenant) if self._sealer else None
-            emit([scan_message(req, result)], tenant=tenant, source=self.source(tenant),
-                 write=lambda c: pending.append(self._ingest(c)) if self._ingest else None,
-                 sealer=sealer, now=result.scanned_at)  # fmt: skip
-        return result, pending
+        return result, [self.log.journal.append(p) for p in self._records(req, rows, result)]
+
+    def scan_now(
+        self, req: ScanRequest, *, tenant: str, ip: str | None
+    ) -> tuple[ScanResult, asyncio.Future[Any]] | None:
+        """A public scan answered from memory alone, for a coroutine to await its append.
+
+        None when memory cannot answer (the tenant's snapshot, history or source not
+        loaded yet, a code the snapshot lacks) or the caller is over its rate limit:
+        nothing is taken or recorded then, and :meth:`begin_consumer_scan` answers.
+        """
+        keys = self._keys.get(tenant)
+        memory = self._memory
+        if keys is None or memory is None or tenant not in self._sources:
+            return None
+        if not self.history.loaded(tenant):
+            return None
+        row = new_row(req, tenant=tenant, ip=ip, role="consumer", party_id=None)
+        try:
+            code: str | None = verify(keys, serial_of(req.code)).code
+        except ForgedCode:
+            code = None
+        info = memory.cached(tenant, code) if code is not None else None
+        if code is not None and info is None:
+            return None
+        try:
+            self.limiter.check(ip, req.device_id)
+        except RateLimited:
+            return None
+        rows: list[ScanRow] = []
+        if code is None:
+            rows.append(row)
+            result = forged(row, req)
+        else:
+            result = judge(row, code, info, self.history, rows.extend)
+        (payload,) = self._records(req, rows, result)
+        return result, self.log.journal.append_async(payload)
 
     def warm(self, tenants: list[str]) -> None:
         """Start loading these tenants' code snapshots (no-op without the memory directory)."""
@@ -544,18 +536,23 @@ class Scanner:
             self._memory.warm(tenants)
 
     def failed(self, result: ScanResult, tenant: str, e: BaseException) -> Unavailable:
-        """Take back a scan whose commit failed; the error to answer with."""
+        """Take back a scan whose append failed; the error to answer with."""
         if result.verdict == "genuine" and result.code:
             self.history.forget(tenant, result.code)
         return Unavailable(f"the scan could not be stored ({e}); scan again")
 
     def party_scan(self, req: PartyScanRequest, *, tenant: str) -> list[ScanResult]:
         """A dealer's or store's scans (authenticated; no ingest event: no consumer)."""
-        return party_scan(self.engine, self.keys(tenant), self.directory, req, tenant=tenant,
-                          record=self.writer.record, history=self.history)  # fmt: skip
+        rows: list[ScanRow] = []
+        results = party_scan(self.engine, self.keys(tenant), self.directory, req,
+                             tenant=tenant, record=rows.extend,
+                             history=self.history)  # fmt: skip
+        wait_all([self.log.journal.append(p) for p in self._records(None, rows, None)])
+        return results
 
     def stop(self) -> None:
-        self.writer.stop()
+        """Fold every scan answered, then stop the threads."""
+        self.log.stop()
         if self._memory is not None:
             self._memory.stop()
 
@@ -599,11 +596,11 @@ class _Snapshot:
         hit = self.changed.get(code)
         if hit is not None:
             return hit
-        raw = decode(np.frombuffer(code.encode("ascii"), np.uint8)[None])[0]
-        key = np.int64(int.from_bytes(bytes(raw[:8]), "big", signed=True))
-        tail = int.from_bytes(bytes(raw[8:]), "big")
-        i = int(np.searchsorted(self.keys, key))
-        while i < len(self.keys) and self.keys[i] == key:
+        raw = decode_one(code)
+        key = int.from_bytes(raw[:8], "big", signed=True)
+        tail = int.from_bytes(raw[8:], "big")
+        i = int(self.keys.searchsorted(key))
+        while i < len(self.keys) and int(self.keys[i]) == key:
             if int(self.tails[i]) == tail:
                 v = {n: self.pools[n][int(self.cols[n][i])] for n in self.cols}
                 state = v["state"] or ""
@@ -689,6 +686,12 @@ class MemoryDirectory:
                 return hit
         return self.db_fallback.get(db, tenant, code)
 
+    def cached(self, tenant: str, code: str) -> CodeInfo | None:
+        """The code from the tenant's snapshot alone: None when the snapshot is not
+        loaded or lacks the code (:meth:`get` then asks the database)."""
+        snap = self._snaps.get(tenant)
+        return None if snap is None else snap.get(code)
+
     def by_inner(self, db: Session, tenant: str, inner_hash: bytes) -> CodeInfo | None:
         return self.db_fallback.by_inner(db, tenant, inner_hash)
 
@@ -746,6 +749,10 @@ class ScanHistory:
             with self._lock:
                 found = self._seen.setdefault(tenant, {r[0]: [int(r[1]), r[2], r[3]] for r in rows})
         return found
+
+    def loaded(self, tenant: str) -> bool:
+        """Whether the tenant's history is in memory (its first scan loads it)."""
+        return tenant in self._seen
 
     def observe(self, tenant: str, code: str, at: datetime,
                 city: str | None) -> tuple[int, datetime | None, str | None]:  # fmt: skip

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from quanyu.codes import scans, serials
+from quanyu.codes.scan_log import ScanLog, encode
 from quanyu.codes.scan_models import ScanRequest
 from quanyu.codes.scans import CoreDirectory, ScanLimiter, Scanner, ScanRow
 from quanyu.codes.serials import CodeKeys
@@ -22,6 +23,7 @@ from quanyu.identity.secrets import load_master_key
 from quanyu.ids import new_id, utcnow
 from quanyu.ingest.writer import Chunk, write_chunks
 from quanyu.store import open_store
+from quanyu.store.journal import Journal, frame
 from tests.tags.test_compute import World, identify, world  # noqa: F401
 
 GTIN = "06901234567892"
@@ -234,40 +236,69 @@ def test_limiter_per_ip_and_device() -> None:
     lim.check("5.6.7.8", None)
 
 
-def test_scan_writer_commits_in_groups(engine: DuckDBEngine) -> None:
-    writer = scans.ScanWriter(engine, linger_ms=20).start()
+def _row(tenant: str, city: str = "北京") -> ScanRow:
+    return ScanRow(tenant, "X" * 16, None, False, "genuine", "activated", GTIN, utcnow(), city,
+                   None, None, None, None, "consumer", None, None, None)  # fmt: skip
+
+
+_COUNT_SCANS = Statement(
+    "t.count_scans", "SELECT count(*), count(DISTINCT id) FROM code_scans WHERE tenant_id = ?"
+)
+
+
+def test_scan_log_answers_after_the_journal_and_folds_in_groups(
+    engine: DuckDBEngine, tmp_path: Path
+) -> None:
+    log = ScanLog(engine, tmp_path / "j", ingest=None, source=str, interval=5).open()
     try:
-        row = ScanRow(
-            "ten_w",
-            "X" * 16,
-            None,
-            False,
-            "genuine",
-            "activated",
-            GTIN,
-            utcnow(),
-            "北京",
-            None,
-            None,
-            None,
-            None,
-            "consumer",
-            None,
-            None,
-            None,
-        )
-        futs = [writer.submit([row]) for _ in range(50)]
+        futs = [log.journal.append(encode(_row("ten_w"), None)) for _ in range(50)]
         for f in futs:
             f.result(timeout=10)
-        assert writer.commits < 50
+        assert log.journal.syncs < 50  # appends queued together share an fsync
+        with engine.connect() as db:  # durable in the journal, not folded yet
+            assert db.one(_COUNT_SCANS, ["ten_w"]) == (0, 0)
+        log.flush()
         with engine.connect() as db:
-            n = db.one(
-                Statement("t.count_scans", "SELECT count(*) FROM code_scans WHERE tenant_id = ?"),
-                ["ten_w"],
-            )
-        assert n == (50,)
+            assert db.one(_COUNT_SCANS, ["ten_w"]) == (50, 50)
     finally:
-        writer.stop()
+        log.stop()
+
+
+def test_scans_a_killed_process_journaled_are_folded_once_at_the_next_start(
+    engine: DuckDBEngine, tmp_path: Path
+) -> None:
+    folder = tmp_path / "j"
+    first = ScanLog(engine, folder, ingest=None, source=str).open()
+    first.journal.append(encode(_row("ten_k"), None)).result(timeout=10)
+    first.stop()  # folded: 1
+    # a process that made 3 scans durable and died before folding them, in the middle
+    # of writing a fourth (never answered)
+    journal = Journal(folder, name="scans").start()
+    for city in ("成都", "遵义", "贵阳"):
+        journal.append(encode(_row("ten_k", city), None)).result(timeout=10)
+    journal.stop()
+    (segment,) = journal.segments()
+    with open(journal.path(segment), "ab") as f:
+        f.write(frame(encode(_row("ten_k", "torn"), None))[:-7])
+    assert ScanLog.waiting(engine, folder)
+    second = ScanLog(engine, folder, ingest=None, source=str).open()
+    try:
+        with engine.connect() as db:
+            assert db.one(_COUNT_SCANS, ["ten_k"]) == (4, 4)
+        assert not ScanLog.waiting(engine, folder)
+        second.journal.append(encode(_row("ten_k", "after"), None)).result(timeout=10)
+        second.flush()
+    finally:
+        second.stop()
+    third = ScanLog(engine, folder, ingest=None, source=str).open()  # nothing to fold twice
+    third.stop()
+    with engine.connect() as db:
+        assert db.one(_COUNT_SCANS, ["ten_k"]) == (5, 5)
+        cities = db.execute(
+            Statement("t.scan_cities", "SELECT city FROM code_scans WHERE tenant_id = ?"),
+            ["ten_k"],
+        )
+    assert sorted(c for (c,) in cities) == sorted(["北京", "成都", "遵义", "贵阳", "after"])
 
 
 # --- the scan as an ingest event ---------------------------------------------------------
@@ -290,7 +321,7 @@ def test_consumer_scan_is_an_ingest_event_that_joins_the_identity_graph(
         fut.set_result(write_chunks(world.engine, [chunk]))
         return fut
 
-    scanner = Scanner(world.engine, master, ingest=ingest)
+    scanner = Scanner(world.engine, master, ingest=ingest, journal=tmp_path / "journal")
     try:
         got = scanner.consumer_scan(
             ScanRequest(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +77,13 @@ def test_public_scan_answers_and_lands_in_ingest(api: Api) -> None:
     assert again["scans_before"] == 1 and again["first_city"] == "遵义"
     forged = api.scan(made.serial[:-1] + ("Z" if made.serial[-1] != "Z" else "Y")).json()
     assert forged["verdict"] == "forged"
+    # durable in the scan journal before each 200; an API read waits for the fold
+    listed = api.c.get(
+        f"/v1/tenants/{api.tenant}/events", params={"event": "Product Scanned"}, headers=ADMIN
+    )
+    assert listed.status_code == 200, listed.text
+    assert len(listed.json()["items"]) == 3
     with api.app.state.engine.connect() as db:
-        n = db.one(
-            Statement(
-                "t.api_scan_events",
-                "SELECT count(*) FROM events WHERE tenant_id = ? AND event = 'Product Scanned'",
-            ),
-            [api.tenant],
-        )
         src = db.one(
             Statement(
                 "t.api_scan_source",
@@ -91,7 +91,68 @@ def test_public_scan_answers_and_lands_in_ingest(api: Api) -> None:
             ),
             [api.tenant],
         )
-    assert n == (3,) and src == (1,)  # committed before the 200; one source, made once
+    assert src == (1,)  # one source, made once
+
+
+def test_scans_answered_from_memory_match_the_route(api: Api) -> None:
+    """Once a tenant's codes and history are in memory, scans skip FastAPI's routing
+    (api/hot_scans.py); the answers, the stored rows and the errors stay the route's."""
+    made = api.code()
+    scanner = api.app.state.scanner if hasattr(api.app.state, "scanner") else None
+    assert scanner is None  # made by the first scan, which the route answers
+    first = api.scan(made.serial, city="遵义", openid="o_1", app_id="wxa")
+    scanner = api.app.state.scanner
+    scanner._memory.load(api.tenant)  # the snapshot a server loads at start
+    calls: list[object] = []
+    now = scanner.scan_now
+
+    def counted(*a: Any, **kw: Any) -> Any:
+        got = now(*a, **kw)
+        calls.append(got is not None)
+        return got
+
+    scanner.scan_now = counted
+    second = api.scan(made.serial, city="贵阳", openid="o_2", app_id="wxa")
+    forged = api.scan(made.serial[:-1] + ("Z" if made.serial[-1] != "Z" else "Y"))
+    assert calls == [True, True]  # both answered by the fast path
+    assert first.json()["first_scan"] and second.status_code == 200
+    body = second.json()
+    assert body["verdict"] == "genuine" and body["scans_before"] == 1
+    assert body["first_city"] == "遵义" and "x-request-id" in second.headers
+    assert forged.json()["verdict"] == "forged"
+    browser = api.c.post(
+        f"/v1/public/tenants/{api.tenant}/scans",
+        json={"code": made.serial},
+        headers={"Origin": "https://h5.brand.cn"},
+    )
+    assert len(calls) == 2 and browser.json()["scans_before"] == 2  # the route answered
+    assert browser.headers["access-control-allow-origin"] in ("*", "https://h5.brand.cn")
+    # what the fast path cannot judge goes to the route, which answers as it always has
+    bad = api.scan(made.serial, lat=123)
+    assert bad.status_code == 422 and "lat" in bad.json()["message"]
+    assert len(calls) == 2  # a body that does not validate never reached the scanner
+    unknown = api.code()  # issued after the snapshot: the route looks it up
+    assert api.scan(unknown.serial).json()["verdict"] == "genuine"
+    assert calls == [True, True, False]
+    api.app.state.scanner.limiter = ScanLimiter(per_ip=0.5, ip_burst=1)
+    assert api.scan(made.serial).status_code == 200
+    limited = api.scan(made.serial)
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    listed = api.c.get(  # an API read: waits for the fold of every scan answered
+        f"/v1/tenants/{api.tenant}/events", params={"event": "Product Scanned"}, headers=ADMIN
+    )
+    assert len(listed.json()["items"]) == 6  # every scan answered 200
+    with api.app.state.engine.connect() as db:
+        rows = db.execute(
+            Statement(
+                "t.api_fast_scans",
+                "SELECT verdict, city, scanned_at FROM code_scans WHERE tenant_id = ?"
+                " ORDER BY scanned_at",
+            ),
+            [api.tenant],
+        )
+    assert [r[:2] for r in rows][:3] == [("genuine", "遵义"), ("genuine", "贵阳"), ("forged", None)]
+    assert rows[1][2] == datetime.fromisoformat(body["scanned_at"])
 
 
 def test_public_scan_is_rate_limited_with_retry_after(api: Api) -> None:

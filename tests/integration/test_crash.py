@@ -145,3 +145,96 @@ def test_sigterm_shuts_down_cleanly(fresh_server: Server) -> None:
     finally:
         con.close()
     assert n == len(ids)
+
+
+@dataclass
+class Scans:
+    """A client scanning codes (each scan from its own device id), retrying like an app."""
+
+    url: str
+    tenant: str
+    stop: threading.Event
+    acked: list[tuple[float, str, int]] = field(default_factory=list)  # (when, device, tries)
+    failures: list[str] = field(default_factory=list)
+
+    def run(self) -> None:
+        deadline = time.monotonic() + DEADLINE
+        path = f"/v1/public/tenants/{self.tenant}/scans"
+        client: httpx.Client | None = None
+        for n in range(2_000):
+            if self.stop.is_set():
+                break
+            if n % 20 == 0:  # a new address now and then: the per-IP limit is 5 a second
+                if client is not None:
+                    client.close()
+                local = f"127.0.{n // 20 // 250}.{n // 20 % 250 + 2}"
+                transport = httpx.HTTPTransport(local_address=local)
+                client = httpx.Client(base_url=self.url, transport=transport, timeout=5.0)
+            assert client is not None
+            device = f"dev-{uuid.uuid4().hex}"
+            body = {"code": f"NOTACODE{n:012d}", "device_id": device, "city": "遵义"}
+            tries = 0
+            while True:
+                if time.monotonic() > deadline:
+                    self.failures.append(f"scan {n} not answered in {DEADLINE} s")
+                    return
+                tries += 1
+                try:
+                    r = client.post(path, json=body)
+                except httpx.TransportError:
+                    time.sleep(0.05)
+                    continue
+                if r.status_code == 200:
+                    self.acked.append((time.monotonic(), device, tries))
+                    break
+                if r.status_code >= 500:
+                    time.sleep(0.05)
+                    continue
+                self.failures.append(f"scan {n}: {r.status_code} {r.text}")
+                return
+        if client is not None:
+            client.close()
+
+
+@pytest.mark.slow
+def test_kill_9_loses_no_answered_scan_and_folds_each_once(fresh_server: Server) -> None:
+    """Scans are answered once durable in the scan journal, before they reach the
+    database: a kill -9 between the two loses none, and the restart folds each once."""
+    server = fresh_server
+    tenant = server.new_tenant()
+    stop = threading.Event()
+    client = Scans(server.url, tenant.id, stop)
+    thread = threading.Thread(target=client.run, daemon=True)
+    thread.start()
+    time.sleep(1.5)
+    killed_at = time.monotonic()
+    server.kill()
+    before_kill = {d for at, d, _ in client.acked if at < killed_at}
+    time.sleep(0.3)
+    server.restart()
+    time.sleep(0.5)
+    stop.set()
+    thread.join(DEADLINE + 5)
+    assert not thread.is_alive() and not client.failures, client.failures
+    assert len(before_kill) > 20, "too few scans before the kill: the test proves nothing"
+    listed = server.call(
+        "GET",
+        f"/v1/tenants/{tenant.id}/events",
+        tenant.secret,
+        params={"event": "Product Scanned", "limit": 1000},
+    )
+    assert len(listed["items"]) >= len(client.acked)
+    server.stop()
+    con = duckdb.connect(str(server.data_dir / "quanyu.duckdb"), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT device_id, count(*) FROM code_scans WHERE tenant_id = ? GROUP BY device_id",
+            [tenant.id],
+        ).fetchall()
+    finally:
+        con.close()
+    counts = dict(rows)
+    lost = {d for _, d, _ in client.acked} - set(counts)
+    assert not lost, f"{len(lost)} answered scans were lost, e.g. {sorted(lost)[:3]}"
+    once = [d for _, d, tries in client.acked if tries == 1]
+    assert all(counts[d] == 1 for d in once), "a scan was folded twice"
