@@ -84,9 +84,11 @@ class ScanLog:
         sealer: Callable[[str], Sealer | None] | None = None,
         interval: float = 0.2,
         segment_bytes: int = 64 << 20,
+        keep_folded: float = 30.0,
     ) -> None:
         self.engine = engine
         self.interval = interval
+        self.keep_folded = keep_folded
         self.folds = 0
         self._ingest = ingest
         self._source = source
@@ -98,6 +100,7 @@ class ScanLog:
         self._durable_to = self._folded_to = Position(0, 0)
         self._wake = False
         self._stopping = False
+        self._rotated_at = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="quanyu-scan-folder", daemon=True)
 
     def open(self) -> ScanLog:
@@ -184,6 +187,7 @@ class ScanLog:
                 if not batch and self._stopping:
                     return
             if not batch:
+                self._tidy()
                 continue
             try:
                 self._fold(batch)
@@ -204,6 +208,24 @@ class ScanLog:
                 self._cv.notify_all()
             self.folds += 1
             self.journal.release(batch[-1].end)
+            self._tidy()
+
+    def _tidy(self) -> None:
+        """Once everything is folded, start a new segment now and then and delete the
+        folded ones: scans (with the scanners' identifiers) stay on disk outside the
+        database for at most about ``keep_folded`` seconds after they are folded."""
+        with self._cv:
+            caught_up = self._folded_to >= self._durable_to
+            folded = self._folded_to
+        if not caught_up:
+            return
+        now = time.monotonic()
+        if folded.segment == self.journal.position.segment and folded.offset > 0:
+            if now - self._rotated_at >= self.keep_folded:
+                self._rotated_at = now
+                self.journal.rotate()
+        elif folded.segment < self.journal.position.segment:
+            self.journal.release(folded)
 
     def _fold(self, batch: list[Written]) -> None:
         records = [orjson.loads(r) for w in batch for r in w.records]

@@ -88,6 +88,7 @@ class Journal:
         self._waiters: list[Waiter] = []
         self._cv = threading.Condition()
         self._stopping = False
+        self._rotate = False
         self._fd = -1
         self._segment = 0
         self._size = 0
@@ -147,10 +148,21 @@ class Journal:
                               " it are skipped", self.name, seg, pos, len(data) - pos)  # fmt: skip
 
     def release(self, upto: Position) -> None:
-        """Delete the segments wholly before ``upto`` (their records are folded)."""
+        """Delete the segments whose records are all at or before ``upto`` (folded),
+        except the one being written."""
         for seg in self.segments():
-            if seg < upto.segment and seg != self._segment:
-                self.path(seg).unlink(missing_ok=True)
+            if seg == self._segment:
+                continue
+            path = self.path(seg)
+            if seg < upto.segment or (seg == upto.segment and path.stat().st_size <= upto.offset):
+                path.unlink(missing_ok=True)
+
+    def rotate(self) -> None:
+        """Start a new segment (unless the current one is empty), so that the current one
+        can be released once folded: folded records do not linger on disk."""
+        with self._cv:
+            self._rotate = True
+            self._cv.notify()
 
     # -- writing ------------------------------------------------------------------------
 
@@ -215,12 +227,20 @@ class Journal:
     def _run(self) -> None:
         while True:
             with self._cv:
-                while not self._queue and not self._stopping:
+                while not self._queue and not self._stopping and not self._rotate:
                     self._cv.wait()
-                if not self._queue:
+                rotate, self._rotate = self._rotate, False
+                if not self._queue and self._stopping:
                     return
                 records, self._queue = self._queue, []
                 waiters, self._waiters = self._waiters, []
+            if rotate and self._size > 0:
+                try:
+                    self._open(self._segment + 1)
+                except OSError:
+                    log.exception("journal %s: starting a new segment failed", self.name)
+            if not records:
+                continue
             try:
                 end = self._write(records)
             except OSError as e:

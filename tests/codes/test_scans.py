@@ -4,6 +4,7 @@ rate limits, and the scan's event in ingest joining the scanner's identity graph
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from quanyu.identity.secrets import load_master_key
 from quanyu.ids import new_id, utcnow
 from quanyu.ingest.writer import Chunk, write_chunks
 from quanyu.store import open_store
-from quanyu.store.journal import Journal, frame
+from quanyu.store.journal import START, Journal, frame
 from tests.tags.test_compute import World, identify, world  # noqa: F401
 
 GTIN = "06901234567892"
@@ -260,6 +261,26 @@ def test_scan_log_answers_after_the_journal_and_folds_in_groups(
         log.flush()
         with engine.connect() as db:
             assert db.one(_COUNT_SCANS, ["ten_w"]) == (50, 50)
+    finally:
+        log.stop()
+
+
+def test_folded_scans_do_not_linger_in_the_journal(engine: DuckDBEngine, tmp_path: Path) -> None:
+    log = ScanLog(engine, tmp_path / "j", ingest=None, source=str, interval=0.05,
+                  keep_folded=0).open()  # fmt: skip
+    try:
+        for _ in range(3):
+            log.journal.append(encode(_row("ten_l"), None)).result(timeout=10)
+            log.flush()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            left = [r for w in log.journal.recover(START) for r in w.records]
+            if not left:
+                break
+            time.sleep(0.05)
+        assert not left, f"{len(left)} folded scans are still in the journal"
+        with engine.connect() as db:
+            assert db.one(_COUNT_SCANS, ["ten_l"]) == (3, 3)
     finally:
         log.stop()
 
