@@ -13,7 +13,7 @@ answers those) — so errors and documentation come from one place:
 from __future__ import annotations
 
 import re
-from typing import Any
+from types import SimpleNamespace
 
 from fastapi import FastAPI
 from pydantic import ValidationError
@@ -25,7 +25,8 @@ from quanyu.codes.scans import Scanner
 from quanyu.store.journal import JournalError
 
 _PATH = re.compile(r"/v1/public/tenants/([A-Za-z0-9_-]{1,100})/scans")
-_ROUTE_PATH = "/v1/public/tenants/{tenant_id}/scans"
+#: What the request context reads of a matched route (its path labels the latency metric).
+_LABEL = SimpleNamespace(path="/v1/public/tenants/{tenant_id}/scans")
 #: Larger bodies take the route (a scan request is a few hundred bytes).
 MAX_BODY = 16 << 10
 _JSON = (b"content-type", b"application/json")
@@ -36,8 +37,7 @@ class HotScans:
 
     def __init__(self, app: ASGIApp, fastapi: FastAPI) -> None:
         self.app = app
-        self.fastapi = fastapi  # its state holds the scanner; its routes, the scan route
-        self._route: Any = None
+        self.fastapi = fastapi  # its state holds the scanner
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -64,7 +64,7 @@ class HotScans:
             await self.app(scope, _replay(body, receive), send)
             return
         result, durable = now
-        scope["route"] = self._route or self._find()
+        scope["route"] = _LABEL
         try:
             await durable
         except JournalError as e:
@@ -75,14 +75,6 @@ class HotScans:
         headers = [_JSON, (b"content-length", str(len(data)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": data})
-
-    def _find(self) -> Any:
-        """The route this answers for (its path labels the request's latency metric)."""
-        for route in self.fastapi.routes:
-            if getattr(route, "path", None) == _ROUTE_PATH:
-                self._route = route
-                return route
-        return None
 
 
 def _plain_json(scope: Scope) -> bool:

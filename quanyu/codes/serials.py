@@ -23,7 +23,9 @@ from __future__ import annotations
 import functools
 import hmac
 import os
+import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -179,11 +181,24 @@ def _single_block(key: bytes) -> tuple[Cipher[modes.ECB], int]:
     return ecb, k1 ^ 0x87 if ell >> 127 else k1
 
 
+_encryptors = threading.local()
+
+
 def tag_one(key: bytes, raw: bytes, *, inner: bool = False) -> str:
     """:func:`tags` of one code: the same 4 characters, at a scan's cost."""
     ecb, k1 = _single_block(key)
     block = int.from_bytes(raw + (_INNER if inner else _OUTER)) ^ k1
-    prf = ecb.encryptor().update(block.to_bytes(16))
+    # An ECB context encrypts each block alone and is never finalised, so one per key
+    # and thread serves every tag (contexts are not shared between threads).
+    mine: dict[bytes, Any] | None = getattr(_encryptors, "by_key", None)
+    if mine is None:
+        mine = _encryptors.by_key = {}
+    enc = mine.get(key)
+    if enc is None:
+        if len(mine) > 4096:
+            mine.clear()
+        enc = mine[key] = ecb.encryptor()
+    prf = enc.update(block.to_bytes(16))
     bits = (prf[0] << 12) | (prf[1] << 4) | (prf[2] >> 4)
     return "".join(ALPHABET[(bits >> shift) & 31] for shift in (15, 10, 5, 0))
 
