@@ -11,7 +11,7 @@ import pytest
 from quanyu.config import Settings
 from quanyu.engine.duckdb import DuckDBEngine
 from quanyu.ingest.normalize import normalize
-from quanyu.ingest.writer import Chunk, Writer, prune_keys, write_chunks
+from quanyu.ingest.writer import Chunk, Writer, events_table, prune_keys, write_chunks
 from quanyu.store import apply_migrations
 from quanyu.store.migrations import collect
 
@@ -139,7 +139,7 @@ def test_a_database_keyed_on_events_moves_its_keys_to_event_keys(settings: Setti
     engine = DuckDBEngine(duckdb.connect(str(settings.database_path)))
     apply_migrations(engine, before)
     with engine.connect() as db:
-        db.register("old", chunk(["1", "2"]).events)
+        db.register("old", events_table([chunk(["1", "2"])]))
         db.raw("INSERT INTO events SELECT *, 1 FROM old")  # type: ignore[attr-defined]
     assert apply_migrations(engine, collect())[0].version == 3
     assert count(engine, "SELECT count(*) FROM events WHERE commit_seq = 1") == 2
