@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from quanyu.api.deps import DbDep, tenant_access
 from quanyu.codes import anomalies, epcis, rewards, scans
-from quanyu.codes.scan_log import ScanLog, journal_dir
+from quanyu.codes.scan_log import ScanLog
 from quanyu.codes.scan_models import (
     Alert,
     AlertKind,
@@ -28,6 +28,7 @@ from quanyu.codes.scan_models import (
     ScanResult,
 )
 from quanyu.ids import utcnow
+from quanyu.store.journal import journal_dir
 
 router = APIRouter(tags=["scans"])
 

@@ -13,8 +13,6 @@ takes scans, so every answered scan is stored exactly once. API reads wait for a
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -31,9 +29,8 @@ from quanyu.ids import new_id, utcnow
 from quanyu.ingest.normalize import micros, normalize
 from quanyu.ingest.pii import Sealer
 from quanyu.ingest.writer import Chunk
-from quanyu.store.journal import Journal, Position, Written
-
-log = logging.getLogger("quanyu.codes.scan_log")
+from quanyu.store.folder import Folder, position
+from quanyu.store.journal import Position, Written
 
 #: The scan row's fields in a record, after the row id (``code_scans`` order).
 ROW_FIELDS = q.SCAN_COLUMNS[1:]
@@ -62,11 +59,6 @@ def scan_rows(records: list[list[Any]]) -> pa.Table:
     return pa.table(arrays)
 
 
-def journal_dir(data_dir: Path) -> Path:
-    """Where a data dir keeps its scan journal."""
-    return data_dir / "journal"
-
-
 class ScanLog:
     """The journal of scans and the thread that folds it into the database.
 
@@ -87,145 +79,40 @@ class ScanLog:
         keep_folded: float = 30.0,
     ) -> None:
         self.engine = engine
-        self.interval = interval
-        self.keep_folded = keep_folded
-        self.folds = 0
         self._ingest = ingest
         self._source = source
         self._sealer = sealer
-        self.journal = Journal(directory, name="scans", segment_bytes=segment_bytes,
-                               on_durable=self._durable)  # fmt: skip
-        self._pending: list[Written] = []
-        self._cv = threading.Condition()
-        self._durable_to = self._folded_to = Position(0, 0)
-        self._wake = False
-        self._stopping = False
-        self._rotated_at = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="quanyu-scan-folder", daemon=True)
+        self.folder = Folder(directory, name="scans", fold=self._fold, folded=self._folded,
+                             interval=interval, segment_bytes=segment_bytes,
+                             keep_folded=keep_folded)  # fmt: skip
+        self.journal = self.folder.journal
 
     def open(self) -> ScanLog:
-        """Fold what an earlier process left in the journal, then take new records."""
-        with self.engine.connect() as db:
-            row = db.one(q.JOURNAL_FOLDED)
-        folded = Position(int(row[0]), int(row[1])) if row else Position(1, 0)
-        replayed = 0
-        for written in self.journal.recover(folded):
-            self._fold([written])
-            replayed += len(written.records)
-            folded = written.end
-        if replayed:
-            log.info("folded %d scans the last process journaled but did not fold", replayed)
-        self._durable_to = self._folded_to = folded
-        self.journal.start()
-        self.journal.release(folded)
-        self._thread.start()
+        """Fold what an earlier process left in the journal, then take new scans."""
+        self.folder.open()
         return self
 
     @staticmethod
     def waiting(engine: Engine, directory: Path) -> bool:
-        """Whether the journal in ``directory`` holds records not yet folded."""
-        segments = Journal(directory, name="scans").segments() if directory.is_dir() else []
-        if not segments:
-            return False
-        with engine.connect() as db:
-            row = db.one(q.JOURNAL_FOLDED)
-        folded = Position(int(row[0]), int(row[1])) if row else Position(1, 0)
-        journal = Journal(directory, name="scans")
-        return any(
-            (s > folded.segment and journal.path(s).stat().st_size > 0)
-            or (s == folded.segment and journal.path(s).stat().st_size > folded.offset)
-            for s in segments
-        )
+        """Whether the journal in ``directory`` holds scans not yet folded."""
+        log = ScanLog(engine, directory, ingest=None, source=str)
+        return log.folder.waiting()
 
     def stop(self) -> None:
         """Write what is queued, fold everything, stop."""
-        self.journal.stop()
-        with self._cv:
-            self._stopping = True
-            self._cv.notify_all()
-        self._thread.join(timeout=60)
-
-    @property
-    def pending(self) -> int:
-        """Records durable in the journal but not folded yet."""
-        with self._cv:
-            return sum(len(w.records) for w in self._pending)
+        self.folder.stop()
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Wait until every record durable now is folded into the database.
+        """Wait until every scan durable now is in the database.
 
         Raises:
             Unavailable: the fold did not get there within ``timeout`` seconds.
         """
-        with self._cv:
-            target = self._durable_to
-            if self._folded_to >= target:
-                return
-            self._wake = True
-            self._cv.notify_all()
-            if not self._cv.wait_for(lambda: self._folded_to >= target, timeout):
-                raise Unavailable(
-                    f"scans are not in the database yet (folding is behind by {self.pending}"
-                    " scans); try again in a moment"
-                )
+        self.folder.flush(timeout)
 
-    def _durable(self, written: Written) -> None:
-        with self._cv:
-            self._pending.append(written)
-            self._durable_to = written.end
-            if self._wake:
-                self._cv.notify_all()
-
-    def _run(self) -> None:
-        failures = 0
-        while True:
-            with self._cv:
-                if not self._stopping and not self._wake:
-                    self._cv.wait(self.interval * (1 + min(failures, 25)))
-                batch, self._pending = self._pending, []
-                self._wake = False
-                if not batch and self._stopping:
-                    return
-            if not batch:
-                self._tidy()
-                continue
-            try:
-                self._fold(batch)
-            except Exception:  # the records are durable: keep them and try again later
-                failures += 1
-                log.exception("folding %d scans failed (attempt %d); retrying",
-                              sum(len(w.records) for w in batch), failures)  # fmt: skip
-                with self._cv:
-                    self._pending[:0] = batch
-                if self._stopping and failures > 3:
-                    log.error("stopping with %d scans unfolded: the next start folds them",
-                              self.pending)  # fmt: skip
-                    return
-                continue
-            failures = 0
-            with self._cv:
-                self._folded_to = batch[-1].end
-                self._cv.notify_all()
-            self.folds += 1
-            self.journal.release(batch[-1].end)
-            self._tidy()
-
-    def _tidy(self) -> None:
-        """Once everything is folded, start a new segment now and then and delete the
-        folded ones: scans (with the scanners' identifiers) stay on disk outside the
-        database for at most about ``keep_folded`` seconds after they are folded."""
-        with self._cv:
-            caught_up = self._folded_to >= self._durable_to
-            folded = self._folded_to
-        if not caught_up:
-            return
-        now = time.monotonic()
-        if folded.segment == self.journal.position.segment and folded.offset > 0:
-            if now - self._rotated_at >= self.keep_folded:
-                self._rotated_at = now
-                self.journal.rotate()
-        elif folded.segment < self.journal.position.segment:
-            self.journal.release(folded)
+    def _folded(self) -> Position:
+        with self.engine.connect() as db:
+            return position(db.one(q.JOURNAL_FOLDED))
 
     def _fold(self, batch: list[Written]) -> None:
         records = [orjson.loads(r) for w in batch for r in w.records]

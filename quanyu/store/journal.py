@@ -44,10 +44,15 @@ START = Position(1, 0)
 
 @dataclass(frozen=True)
 class Written:
-    """Records made durable by one fsync, and the position just after the last one."""
+    """Records made durable by one fsync, the position just after each, and after the
+    last one (``end``)."""
 
     records: list[bytes]
-    end: Position
+    ends: list[Position]
+
+    @property
+    def end(self) -> Position:
+        return self.ends[-1]
 
 
 AsyncWaiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Position]"]
@@ -56,6 +61,11 @@ Waiter = Future[Position] | AsyncWaiter
 
 class JournalError(Exception):
     """The journal could not be written; nothing queued with it was made durable."""
+
+
+def journal_dir(data_dir: Path) -> Path:
+    """Where a data dir keeps its journals."""
+    return data_dir / "journal"
 
 
 def frame(payload: bytes) -> bytes:
@@ -119,9 +129,13 @@ class Journal:
         self.directory.mkdir(parents=True, exist_ok=True)
         segments = [s for s in self.segments() if s >= after.segment]
         for i, seg in enumerate(segments):
-            data = self.path(seg).read_bytes()
+            try:
+                data = self.path(seg).read_bytes()
+            except FileNotFoundError:  # released meanwhile: folded already
+                continue
             pos = after.offset if seg == after.segment else 0
             batch: list[bytes] = []
+            ends: list[Position] = []
             while pos < len(data):
                 if pos + _HEAD.size > len(data):
                     break
@@ -131,11 +145,12 @@ class Journal:
                     break
                 pos += _HEAD.size + size
                 batch.append(body)
+                ends.append(Position(seg, pos))
                 if len(batch) >= chunk:
-                    yield Written(batch, Position(seg, pos))
-                    batch = []
+                    yield Written(batch, ends)
+                    batch, ends = [], []
             if batch:
-                yield Written(batch, Position(seg, pos))
+                yield Written(batch, ends)
             if pos < len(data):
                 if i == len(segments) - 1:
                     log.warning("journal %s: cutting a torn record at the end of segment"
@@ -242,19 +257,24 @@ class Journal:
             if not records:
                 continue
             try:
-                end = self._write(records)
+                ends = self._write(records)
             except OSError as e:
                 log.exception("journal %s: writing %d records failed", self.name, len(records))
                 self._settle(waiters, None, JournalError(f"the journal could not be written: {e}"))
                 continue
             if self.on_durable is not None:
-                self.on_durable(Written(records, end))
-            self._settle(waiters, end, None)
+                self.on_durable(Written(records, ends))
+            self._settle(waiters, ends[-1], None)
 
-    def _write(self, records: list[bytes]) -> Position:
+    def _write(self, records: list[bytes]) -> list[Position]:
         if self._size >= self.segment_bytes:
             self._open(self._segment + 1)
-        data = b"".join(frame(r) for r in records)
+        framed = [frame(r) for r in records]
+        ends, at = [], self._size
+        for f in framed:
+            at += len(f)
+            ends.append(Position(self._segment, at))
+        data = b"".join(framed)
         written = os.write(self._fd, data)
         while written < len(data):  # a short write: append the rest
             written += os.write(self._fd, data[written:])
@@ -262,7 +282,7 @@ class Journal:
         self._size += len(data)
         self.appended += len(records)
         self.syncs += 1
-        return Position(self._segment, self._size)
+        return ends
 
     @staticmethod
     def _settle(waiters: list[Waiter], end: Position | None, error: BaseException | None) -> None:
