@@ -48,13 +48,11 @@ from quanyu.console import app as console
 from quanyu.delivery.worker import DeliveryWorker
 from quanyu.identity.secrets import load_master_key
 from quanyu.identity.service import Resolver
-from quanyu.ingest.log import EventLog
 from quanyu.ingest.service import Ingestor
 from quanyu.ingest.writer import Writer
 from quanyu.ledger.checkpointer import Checkpointer
 from quanyu.observability import COMMITS
 from quanyu.store import open_store
-from quanyu.store.journal import journal_dir
 
 DESCRIPTION = """
 Quanyu is an API-first omnichannel customer data platform.
@@ -109,8 +107,6 @@ def create_app(
         )
         writer.add_listener(resolver.notify)
         resolver.start()
-        # folds what a killed process answered but did not commit, then takes requests
-        ingestor.log = EventLog(engine, writer, journal_dir(settings.data_dir)).open()
         deliverer = DeliveryWorker(
             engine,
             master_key=master_key,
@@ -162,7 +158,6 @@ def create_app(
             scanner = getattr(app.state, "scanner", None)
             if scanner is not None:  # its last fold goes through the ingest writer
                 scanner.stop()
-            ingestor.log.stop()  # and so does the events journal's
             writer.stop()
             capturer.stop()
             resolver.stop()

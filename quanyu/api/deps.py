@@ -35,11 +35,8 @@ async def get_resolver(request: Request) -> Resolver:
 
 
 def get_db(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
-    # A read sees every event and scan answered before it: they wait in their journals
-    # for a fold until then (events right away, scans a few times a second).
-    ingestor = getattr(request.app.state, "ingestor", None)
-    if ingestor is not None and ingestor.log is not None:
-        ingestor.log.flush()
+    # A read sees every scan answered before it: they wait in the scan log's journal
+    # for a fold (a few times a second) until then.
     scanner = getattr(request.app.state, "scanner", None)
     if scanner is not None:
         scanner.flush()

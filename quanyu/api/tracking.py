@@ -153,7 +153,7 @@ def _single_route(kind: str, *paths: str) -> None:
 
     handler.__doc__ = (
         f"Record a Segment `{kind}` call. The write key comes from basic auth, `X-Write-Key`,"
-        " `?writeKey=` or the body. 200 means durable (journaled, then committed)."
+        " `?writeKey=` or the body. 200 means committed."
     )
     for i, path in enumerate(paths):
         router.add_api_route(
@@ -176,8 +176,7 @@ for _kind in ("identify", "track", "page", "screen", "group", "alias"):
 @router.post("/v1/batch", response_model=Accepted, openapi_extra=_BODY_DOC, responses=_RESPONSES)
 async def batch(request: Request, ingestor: IngestorDep) -> Response:
     """Record up to 2,500 messages (500 KB). Invalid ones go to the dead-letter store and are
-    listed in the answer; the rest are durable (fsynced to the events journal, then committed
-    to the tables) before the 200."""
+    listed in the answer; the rest are committed before the 200."""
     return await _batch(request, ingestor)
 
 

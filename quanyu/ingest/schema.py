@@ -153,19 +153,4 @@ MIGRATIONS = [
         ALTER TABLE events_unkeyed RENAME TO events;
         """,
     ),
-    Migration(
-        "ingest",
-        4,
-        """
-        -- How far the events journal (requests made durable on disk before they are
-        -- answered) is folded into the tables: the segment and the byte offset after the
-        -- last folded request. One row, moved by the group commit that stores them.
-        CREATE TABLE ingest_journal (
-            id INTEGER NOT NULL PRIMARY KEY,
-            segment BIGINT NOT NULL,
-            byte_offset BIGINT NOT NULL
-        );
-        INSERT INTO ingest_journal VALUES (1, 1, 0);
-        """,
-    ),
 ]

@@ -24,7 +24,6 @@ from quanyu.errors import (
 )
 from quanyu.ids import utcnow
 from quanyu.ingest import sql as q
-from quanyu.ingest.log import EventLog
 from quanyu.ingest.models import (
     DeadLetter,
     DeadLetterPage,
@@ -87,9 +86,6 @@ class Ingestor:
         self.engine = engine
         self._sealers = sealers
         self.writer = writer
-        #: The events journal (``ingest/log.py``), set by the server: requests are then
-        #: answered once durable there, and folded into the database right after.
-        self.log: EventLog | None = None
         self.default_rate_limit = default_rate_limit
         self._keys: dict[str, tuple[float, WriteKeyAuth | Unauthorized]] = {}
         self._buckets: dict[str, TokenBucket] = {}
@@ -241,17 +237,29 @@ class Ingestor:
             received_at=received_at.astimezone(UTC).replace(tzinfo=None),
         )
         if chunk.count or chunk.dead:
-            queued = self.writer.depth + (self.log.queued if self.log is not None else 0)
-            if queued > self.max_queued_events:
+            if self.writer.depth > self.max_queued_events:
                 raise Unavailable(
-                    f"The server has {queued} events waiting to be written, more than"
+                    f"The server has {self.writer.depth} events waiting to be written, more than"
                     f" its limit of {self.max_queued_events}: nothing of this request was stored;"
                     " retry it in a moment."
                 )
-            if self.log is not None:
-                await self.log.append(chunk)
-            else:
-                await self._commit(chunk)
+            try:
+                # shielded: a client that hangs up must not cancel the commit under way
+                await asyncio.wait_for(
+                    asyncio.shield(asyncio.wrap_future(self.writer.submit(chunk))),
+                    self.commit_timeout,
+                )
+            except TimeoutError as e:
+                # it may still commit; a retry then finds its messageIds and adds nothing
+                raise Unavailable(
+                    f"The events were not committed within {self.commit_timeout:.0f} s;"
+                    " retry the request (retries are deduplicated)."
+                ) from e
+            except Exception as e:  # noqa: BLE001 - the writer logged it; the client retries
+                raise Unavailable(
+                    "The events could not be committed (the server logged why); nothing of this"
+                    " request was stored: retry it."
+                ) from e
         for r in norm.rejects:
             EVENTS_REJECTED.labels(auth.source_id, r.code).inc()
         for r in norm.flagged:
@@ -259,26 +267,6 @@ class Ingestor:
         if chunk.count:
             EVENTS_ACCEPTED.labels(auth.source_id).inc(chunk.count)
         return chunk.count
-
-    async def _commit(self, chunk: Chunk) -> None:
-        """Hand the chunk to the writer and wait for its commit (no events journal)."""
-        try:
-            # shielded: a client that hangs up must not cancel the commit under way
-            await asyncio.wait_for(
-                asyncio.shield(asyncio.wrap_future(self.writer.submit(chunk))),
-                self.commit_timeout,
-            )
-        except TimeoutError as e:
-            # it may still commit; a retry then finds its messageIds and adds nothing
-            raise Unavailable(
-                f"The events were not committed within {self.commit_timeout:.0f} s;"
-                " retry the request (retries are deduplicated)."
-            ) from e
-        except Exception as e:  # noqa: BLE001 - the writer logged it; the client retries
-            raise Unavailable(
-                "The events could not be committed (the server logged why); nothing of this"
-                " request was stored: retry it."
-            ) from e
 
     async def reject_body(self, auth: WriteKeyAuth, body: bytes, err: BadBody) -> None:
         """Keep an unparseable body in the dead-letter store, then let the caller answer 400."""

@@ -85,17 +85,6 @@ GET_EVENT = statement(
     f"SELECT {_EVENT_VIEW} FROM events WHERE tenant_id = ? AND message_id = ?"
     " AND (CAST(? AS VARCHAR) IS NULL OR source_id = ?)",
 )
-#: How far the events journal is folded (one row for every tenant's requests).
-JOURNAL_FOLDED = statement(
-    "ingest.journal_folded",
-    "SELECT segment, byte_offset FROM ingest_journal WHERE id = 1",
-    tenant_scoped=False,
-)
-SET_JOURNAL_FOLDED = statement(
-    "ingest.set_journal_folded",
-    "UPDATE ingest_journal SET segment = ?, byte_offset = ? WHERE id = 1",
-    tenant_scoped=False,
-)
 #: The last group commit's number, where the writer goes on from.
 LAST_COMMIT_SEQ = statement(
     "ingest.last_commit_seq", "SELECT coalesce(max(commit_seq), 0) FROM events", tenant_scoped=False

@@ -1,10 +1,9 @@
 """Group commit: one thread writes every accepted message, many requests per commit.
 
-Callers hand the writer a :class:`Chunk` and wait on its future; the writer drains
-whatever chunks are queued, writes them in one transaction, commits, and only then
-resolves every future. One commit (one WAL sync) serves many requests, which keeps the
-database off the event loop. The tracking API's requests come through the events
-journal (:mod:`quanyu.ingest.log`), which answers them once durable on disk.
+Request handlers hand the writer a :class:`Chunk` and wait on its future; the writer
+drains whatever chunks are queued, writes them in one transaction, commits, and only
+then resolves every future. A 200 therefore always means committed, and one commit
+(one WAL sync) serves many requests, which keeps the database off the event loop.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from quanyu.ids import new_id
 from quanyu.ingest import sql as q
 from quanyu.ingest.normalize import ROW_FIELDS, Normalized, Reject
 from quanyu.ingest.schema import EVENT_COLUMNS
-from quanyu.store.journal import Position
 
 log = logging.getLogger("quanyu.ingest.writer")
 
@@ -69,9 +67,6 @@ class Chunk:
     dead: list[Reject] = field(default_factory=list)
     future: Future[int] = field(default_factory=Future)
     rows: list[tuple[Any, ...]] = field(default_factory=list)
-    #: Where the events journal stands after this chunk's request (see ingest/log.py):
-    #: the commit that stores the chunk stores the position too.
-    journal_end: Position | None = None
 
     @property
     def count(self) -> int:
@@ -242,10 +237,6 @@ def _write(
         now = chunks[0].received_at if chunks else None
         for (tenant_id, source_id), n in received.items():
             db.execute(q.INSERT_COMMIT_STATS, [tenant_id, source_id, now, n, inserted[source_id]])
-        ends = [c.journal_end for c in chunks if c.journal_end is not None]
-        if ends:
-            end = max(ends)
-            db.execute(q.SET_JOURNAL_FOLDED, [end.segment, end.offset])
     return dict(+inserted)  # sources with new events only
 
 

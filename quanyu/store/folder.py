@@ -25,9 +25,8 @@ class Folder:
     """Folds journal records into the database in order, and retries what fails.
 
     ``fold`` stores a list of durable batches (and the position after the last) in one
-    go; ``folded`` reads the position stored last. With ``interval`` 0 a fold starts as
-    soon as a record is durable (the database's own group commit batches them);
-    otherwise every ``interval`` seconds, or at once when :meth:`flush` asks.
+    go; ``folded`` reads the position stored last. A fold runs every ``interval``
+    seconds, or at once when :meth:`flush` asks.
     """
 
     def __init__(
@@ -121,16 +120,15 @@ class Folder:
         with self._cv:
             self._pending.append(written)
             self._durable_to = written.end
-            if self._wake or self.interval == 0:
+            if self._wake:
                 self._cv.notify_all()
 
     def _run(self) -> None:
         failures = 0
         while True:
             with self._cv:
-                eager = self.interval == 0 and self._pending
-                if not self._stopping and not self._wake and not eager:
-                    self._cv.wait(max(self.interval, 0.2) * (1 + min(failures, 25)))
+                if not self._stopping and not self._wake:
+                    self._cv.wait(self.interval * (1 + min(failures, 25)))
                 batch, self._pending = self._pending, []
                 self._wake = False
                 if not batch and self._stopping:
@@ -150,8 +148,6 @@ class Folder:
                     log.error("stopping with %d %s records unfolded: the next start folds"
                               " them", self.pending, self.name)  # fmt: skip
                     return
-                if not self._stopping:
-                    time.sleep(min(failures, 25) * 0.2)
                 continue
             failures = 0
             with self._cv:
