@@ -228,8 +228,10 @@ def new_row(
 def forged(row: ScanRow, req: ScanRequest) -> ScanResult:
     """The answer to a code whose tag does not verify (``row`` keeps what was shown)."""
     row.presented = req.code[:40]
-    return ScanResult(verdict="forged", first_scan=False, message=_MESSAGES["forged"],
-                      scanned_at=row.scanned_at)  # fmt: skip
+    # our own values: no validation needed (a scan's answer is on the hot path)
+    return ScanResult.model_construct(verdict="forged", first_scan=False,
+                                      message=_MESSAGES["forged"],
+                                      scanned_at=row.scanned_at)  # fmt: skip
 
 
 History = tuple[int, datetime | None, str | None]
@@ -269,9 +271,10 @@ def judge(
             history.forget(tenant, code)
         raise
     n, first_at, first_city = before
-    result = ScanResult(verdict=verdict, first_scan=verdict == "genuine" and n == 0,
-                        message="", code=code, gtin=row.gtin, state=row.state,
-                        scans_before=n, scanned_at=now)  # fmt: skip
+    result = ScanResult.model_construct(
+        verdict=verdict, first_scan=verdict == "genuine" and n == 0, message="", code=code,
+        gtin=row.gtin, state=row.state, scans_before=n, scanned_at=now,
+    )  # fmt: skip
     if verdict != "genuine":
         result.message = _MESSAGES[verdict]
     elif n == 0:
