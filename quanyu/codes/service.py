@@ -50,7 +50,8 @@ def brand_settings(db: Session, *, tenant: str, brand_id: str) -> BrandCodes:
     if row is None:
         raise NotFound(
             f"brand {brand_id} has no code settings: set its short domain first"
-            f" (PUT /v1/tenants/{tenant}/codes/brands/{brand_id})"
+            f" ('quanyu codes brand {brand_id} --domain t.brand.cn', or"
+            f" PUT /v1/tenants/{tenant}/codes/brands/{brand_id})"
         )
     return BrandCodes(brand_id=row[0], short_domain=row[1], company_prefix=row[2],
                       uppercase=row[3], updated_at=row[4])  # fmt: skip
