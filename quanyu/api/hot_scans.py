@@ -12,6 +12,7 @@ answers those) — so errors and documentation come from one place:
 
 from __future__ import annotations
 
+import logging
 import re
 from types import SimpleNamespace
 
@@ -23,6 +24,8 @@ from quanyu.api.errors import error_response
 from quanyu.codes.scan_models import ScanRequest
 from quanyu.codes.scans import Scanner
 from quanyu.store.journal import JournalError
+
+log = logging.getLogger("quanyu.api.hot_scans")
 
 _PATH = re.compile(r"/v1/public/tenants/([A-Za-z0-9_-]{1,100})/scans")
 #: What the request context reads of a matched route (its path labels the latency metric).
@@ -59,7 +62,17 @@ class HotScans:
             return
         tenant = m.group(1)
         client = scope.get("client")
-        now = scanner.scan_now(req, tenant=tenant, ip=client[0] if client else None)
+        try:
+            now = scanner.scan_now(req, tenant=tenant, ip=client[0] if client else None)
+        except JournalError as e:  # the server is stopping
+            why = f"The scan could not be stored ({e}); scan again in a moment."
+            await error_response(503, "unavailable", why)(scope, receive, send)
+            return
+        except Exception:  # answered as the app answers any unexpected error
+            log.exception("consumer scan failed on the fast path")
+            why = "An internal error occurred; it is logged with this request's id."
+            await error_response(500, "internal_error", why)(scope, receive, send)
+            return
         if now is None:
             await self.app(scope, _replay(body, receive), send)
             return

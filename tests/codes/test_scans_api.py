@@ -20,6 +20,7 @@ from quanyu.codes.scans import ScanLimiter
 from quanyu.codes.serials import CodeKeys
 from quanyu.config import Settings
 from quanyu.engine import Statement
+from quanyu.store.journal import JournalError
 from tests.codes.test_scans import GTIN, Made, make_code, product
 
 with warnings.catch_warnings():
@@ -217,3 +218,22 @@ def test_epcis_export_over_http(api: Api) -> None:
     r = api.c.get(path, headers=ADMIN)
     assert r.status_code == 200 and r.headers["content-type"] == "application/ld+json"
     assert r.json()["type"] == "EPCISDocument" and r.headers["X-Next-After"] == "0"
+
+
+def test_a_fast_path_failure_is_answered_like_the_apps_errors(api: Api) -> None:
+    made = api.code()
+    assert api.scan(made.serial).status_code == 200  # the scanner exists from here on
+    scanner = api.app.state.scanner
+
+    def broken(*a: Any, **kw: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    def stopping(*a: Any, **kw: Any) -> Any:
+        raise JournalError("the scans journal is stopped")
+
+    scanner.scan_now = broken
+    r = api.scan(made.serial)
+    assert r.status_code == 500 and r.json()["code"] == "internal_error", r.text
+    scanner.scan_now = stopping
+    r = api.scan(made.serial)
+    assert r.status_code == 503 and "scan again" in r.json()["message"], r.text
