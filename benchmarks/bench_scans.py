@@ -218,8 +218,10 @@ def wait_snapshot(url: str, tenant: str, bound: float = 180.0) -> float:
 
 
 def drive(args: argparse.Namespace) -> None:
+    import uvloop  # the client's own CPU is taken from the server's machine: keep it small
+
     serials = json.loads(Path(args.serials).read_text())
-    got = asyncio.run(
+    got = uvloop.run(
         _drive(
             args.drive,
             args.tenant,

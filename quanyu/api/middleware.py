@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,6 +19,7 @@ class RequestContext:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._timers: dict[tuple[str, str, int], Any] = {}  # the histogram's children
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,7 +50,11 @@ class RequestContext:
             elapsed = time.perf_counter() - start
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            REQUEST_LATENCY.labels(scope["method"], path, str(status)).observe(elapsed)
+            key = (scope["method"], path, status)
+            timer = self._timers.get(key)
+            if timer is None:
+                timer = self._timers[key] = REQUEST_LATENCY.labels(key[0], path, str(status))
+            timer.observe(elapsed)
             if status >= 400 or log.isEnabledFor(logging.DEBUG):
                 log.info(
                     "%s %s %s",

@@ -279,8 +279,10 @@ def verify(keys: CodeKeys, text: str, *, inner: bool = False) -> Verified:
             f"code {text!r} has {len(compact)} characters: a serial is {SERIAL_CHARS}"
             f" (code and tag), or {SERIAL_CHARS + 1} with the check character"
         )
-    raw = decode_one(compact[:CODE_CHARS])
-    canon = encode_one(raw)
+    head = compact[:CODE_CHARS]
+    raw = decode_one(head)
+    # a code without Crockford's forgiven letters (O, I, L) is its own canonical form
+    canon = head if head.translate(_FORGIVE) == head else encode_one(raw)
     want = tag_one(keys.tag_key, raw, inner=inner)
     got = compact[CODE_CHARS:].translate(_FORGIVE)
     if not hmac.compare_digest(want, got):
