@@ -379,11 +379,19 @@ class ScanLimiter:
 SOURCE_NAME = "Product QR scans"
 
 
-def scan_source(db: Session, *, tenant: str, actor: str = "system") -> str:
-    """The tenant's "Product QR scans" source, created on first use."""
+def find_source(db: Session, *, tenant: str) -> str | None:
+    """The tenant's "Product QR scans" source, if made already."""
     for s in tenancy.list_sources(db, tenant=tenant):
         if s.name == SOURCE_NAME:
             return s.id
+    return None
+
+
+def scan_source(db: Session, *, tenant: str, actor: str = "system") -> str:
+    """The tenant's "Product QR scans" source, created on first use."""
+    found = find_source(db, tenant=tenant)
+    if found is not None:
+        return found
     made = tenancy.create_source(db, SourceCreate(name=SOURCE_NAME, kind=SourceKind.qr),
                                  tenant=tenant, actor=actor)  # fmt: skip
     return made.id
@@ -534,9 +542,25 @@ class Scanner:
         return result, self.log.journal.append_async(payload)
 
     def warm(self, tenants: list[str]) -> None:
-        """Start loading these tenants' code snapshots (no-op without the memory directory)."""
+        """Start loading these tenants' code snapshots (with the memory directory) and
+        scan histories in the background, so that their first scans after a start are
+        answered from memory rather than all loading the same history at once."""
         if self._memory is not None:
             self._memory.warm(tenants)
+        threading.Thread(target=self._warm, args=(tenants,), name="quanyu-scan-warm",
+                         daemon=True).start()  # fmt: skip
+
+    def _warm(self, tenants: list[str]) -> None:
+        for tenant in tenants:
+            try:
+                self.keys(tenant)
+                with self.engine.connect() as db:
+                    found = find_source(db, tenant=tenant)
+                if found is not None:  # else the first scan makes it
+                    self._sources.setdefault(tenant, found)
+                self.history.load(tenant)
+            except Exception:  # the tenant's first scan loads what is missing
+                log.exception("warming the scan path of tenant %s failed", tenant)
 
     def failed(self, result: ScanResult, tenant: str, e: BaseException) -> Unavailable:
         """Take back a scan whose append failed; the error to answer with."""
@@ -743,15 +767,24 @@ class ScanHistory:
         self.engine = engine
         self._seen: dict[str, dict[str, list[Any]]] = {}
         self._lock = threading.Lock()
+        self._loading = threading.Lock()  # one load at a time: first scans after a start
 
     def _tenant(self, tenant: str) -> dict[str, list[Any]]:
         found = self._seen.get(tenant)
         if found is None:
-            with self.engine.connect() as db:
-                rows = db.execute(q.ALL_HISTORY, [tenant])
-            with self._lock:
-                found = self._seen.setdefault(tenant, {r[0]: [int(r[1]), r[2], r[3]] for r in rows})
+            with self._loading:
+                found = self._seen.get(tenant)
+                if found is None:
+                    with self.engine.connect() as db:
+                        rows = db.execute(q.ALL_HISTORY, [tenant])
+                    found = {r[0]: [int(r[1]), r[2], r[3]] for r in rows}
+                    with self._lock:
+                        self._seen[tenant] = found
         return found
+
+    def load(self, tenant: str) -> None:
+        """Load the tenant's history now (a server does at start, for tenants with codes)."""
+        self._tenant(tenant)
 
     def loaded(self, tenant: str) -> bool:
         """Whether the tenant's history is in memory (its first scan loads it)."""

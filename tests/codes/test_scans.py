@@ -4,17 +4,20 @@ rate limits, and the scan's event in ingest joining the scanner's identity graph
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from quanyu.codes import scans, serials
 from quanyu.codes.scan_log import ScanLog, encode
 from quanyu.codes.scan_models import ScanRequest
-from quanyu.codes.scans import CoreDirectory, ScanLimiter, Scanner, ScanRow
+from quanyu.codes.scans import CoreDirectory, ScanHistory, ScanLimiter, Scanner, ScanRow
 from quanyu.codes.serials import CodeKeys
 from quanyu.config import Settings
 from quanyu.engine import Session, Statement
@@ -325,15 +328,19 @@ def test_scans_a_killed_process_journaled_are_folded_once_at_the_next_start(
 # --- the scan as an ingest event ---------------------------------------------------------
 
 
+def _one_code(world: World, tmp_path: Path) -> tuple[bytes, Made]:  # noqa: F811
+    """The master key and one activated code of ``world``'s tenant."""
+    master = load_master_key(tmp_path)
+    keys = CodeKeys.derive(master, world.tenant)
+    with world.engine.connect() as db:
+        return master, make_code(db, keys, world.tenant, product(db, world.tenant))
+
+
 def test_consumer_scan_is_an_ingest_event_that_joins_the_identity_graph(
     world: World,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    master = load_master_key(tmp_path)
-    keys = CodeKeys.derive(master, world.tenant)
-    with world.engine.connect() as db:
-        pid = product(db, world.tenant)
-        made = make_code(db, keys, world.tenant, pid)
+    master, made = _one_code(world, tmp_path)
     # a person known from the mini-program by user id and openid
     world.send("mp", [identify("u1", "m1", openid="o_abc", app_id="wxapp")])
 
@@ -375,3 +382,64 @@ def test_consumer_scan_is_an_ingest_event_that_joins_the_identity_graph(
             [world.tenant],
         )
     assert len(profiles) == 1, profiles  # the scanner is the mini-program's u1
+
+
+def test_a_tenants_history_loads_once_under_concurrent_first_scans(
+    engine: DuckDBEngine,
+) -> None:
+    calls = 0
+    real = engine.connect
+
+    def counting() -> Any:
+        nonlocal calls
+        calls += 1
+        return real()
+
+    engine.connect = counting  # type: ignore[method-assign]
+    history = ScanHistory(engine)
+    start = threading.Barrier(8)
+
+    def first_scan() -> None:
+        start.wait(timeout=10)
+        history.observe("ten_h", "X" * 16, utcnow(), "北京")
+
+    threads = [threading.Thread(target=first_scan) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert calls == 1  # one load of the tenant's history, not one per scan
+    assert history.peek("ten_h", "X" * 16)[0] == 8
+
+
+def test_a_started_server_warms_the_scan_path_of_tenants_with_codes(
+    world: World,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    master, made = _one_code(world, tmp_path)
+    first = Scanner(world.engine, master, journal=tmp_path / "j")
+    first.consumer_scan(ScanRequest(code=made.serial), tenant=world.tenant, ip="10.0.0.9")
+    first.stop()  # the tenant's scan source exists now
+    again = Scanner(world.engine, master, journal=tmp_path / "j")  # as after a restart
+    try:
+        again.warm([world.tenant])
+        deadline = time.monotonic() + 20
+        answered = None
+        while answered is None and time.monotonic() < deadline:
+            memory = again._memory
+            if again.history.loaded(world.tenant) and memory and memory.ready(world.tenant):
+                answered = asyncio.run(_scan_now(again, made.serial, world.tenant))
+            time.sleep(0.05)
+        assert answered is not None, "the first scan after the warm-up was not fast"
+        assert answered.scans_before == 1
+    finally:
+        again.stop()
+
+
+async def _scan_now(scanner: Scanner, serial: str, tenant: str) -> Any:
+    got = scanner.scan_now(ScanRequest(code=serial), tenant=tenant, ip="10.0.0.8")
+    if got is None:
+        return None
+    result, durable = got
+    await durable
+    return result
