@@ -32,31 +32,34 @@ from quanyu.ingest.writer import Chunk
 from quanyu.store.folder import Folder, position
 from quanyu.store.journal import Position, Written
 
-#: The scan row's fields in a record, after the row id (``code_scans`` order).
+#: The scan row's fields after its id (``code_scans`` order).
 ROW_FIELDS = q.SCAN_COLUMNS[1:]
-_TYPES = {"inner_code": pa.bool_(), "lat": pa.float64(), "lon": pa.float64()}
+_TYPES = {"inner_code": pa.bool_(), "scanned_at": pa.timestamp("us"), "lat": pa.float64(),
+          "lon": pa.float64()}  # fmt: skip
+_AT = q.SCAN_COLUMNS.index("scanned_at")
+
+
+def row_values(row: Any) -> list[object]:
+    """A scan row's values in ``code_scans`` order, with a new row id first."""
+    return [new_id("scan"), *(getattr(row, name) for name in ROW_FIELDS)]
 
 
 def encode(row: Any, message: dict[str, object] | None) -> bytes:
-    """One journal record: a new row id, the scan row's fields (``scanned_at`` as epoch
-    microseconds) and the scan's ingest message, if any."""
-    values: list[object] = [new_id("scan")]
-    for name in ROW_FIELDS:
-        v = getattr(row, name)
-        values.append(micros(v) if name == "scanned_at" else v)
+    """One journal record: the scan row's values (``scanned_at`` as epoch microseconds)
+    and the scan's ingest message, if any."""
+    values = row_values(row)
+    values[_AT] = micros(row.scanned_at)
     return orjson.dumps([values, message])
 
 
-def scan_rows(records: list[list[Any]]) -> pa.Table:
-    """Decoded records' rows in the ``code_scans`` layout."""
-    cols = list(zip(*(r[0] for r in records), strict=True))
-    arrays = {}
-    for i, name in enumerate(q.SCAN_COLUMNS):
-        if name == "scanned_at":
-            arrays[name] = pa.array(cols[i], pa.int64()).cast(pa.timestamp("us"))
-        else:
-            arrays[name] = pa.array(cols[i], _TYPES.get(name, pa.string()))
-    return pa.table(arrays)
+def scan_rows(rows: list[list[Any]]) -> pa.Table:
+    """Rows of values in ``code_scans`` order (``scanned_at`` a datetime or epoch
+    microseconds) as an Arrow table in its layout."""
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(q.SCAN_COLUMNS)
+    return pa.table(
+        {name: pa.array(cols[i], _TYPES.get(name, pa.string()))
+         for i, name in enumerate(q.SCAN_COLUMNS)}
+    )  # fmt: skip
 
 
 class ScanLog:
@@ -120,7 +123,7 @@ class ScanLog:
             return
         if self._ingest is not None:
             self._emit(records)
-        rows = scan_rows(records)
+        rows = scan_rows([values for values, _ in records])
         end = batch[-1].end
         with self.engine.connect() as db, db.transaction():
             db.with_table("staged_scans", rows, q.INSERT_SCANS)

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quanyu.codes import scan_sql as q
-from quanyu.codes.scan_log import ScanLog, encode, wait_all
+from quanyu.codes.scan_log import ScanLog, encode, row_values, scan_rows, wait_all
 from quanyu.codes.scan_models import PartyScanRequest, Role, ScanRequest, ScanResult, Verdict
 from quanyu.codes.serials import CODE_CHARS, CodeKeys, ForgedCode, decode, decode_one, verify
 from quanyu.engine import Engine, Session
@@ -135,14 +135,7 @@ class ScanRow:
 
 def scan_table(rows: Sequence[ScanRow]) -> pa.Table:
     """Scan rows in the ``code_scans`` layout."""
-    cols: dict[str, list[object]] = {c: [] for c in q.SCAN_COLUMNS}
-    for r in rows:
-        cols["id"].append(new_id("scan"))
-        for c in q.SCAN_COLUMNS[1:]:
-            cols[c].append(getattr(r, c))
-    types = {"inner_code": pa.bool_(), "scanned_at": pa.timestamp("us"), "lat": pa.float64(),
-             "lon": pa.float64()}  # fmt: skip
-    return pa.table({c: pa.array(v, types.get(c, pa.string())) for c, v in cols.items()})
+    return scan_rows([row_values(r) for r in rows])
 
 
 def record(db: Session, rows: Sequence[ScanRow]) -> None:
@@ -473,12 +466,9 @@ class Scanner:
         """Wait until every scan answered so far is in ``code_scans`` and ingest."""
         self.log.flush(timeout)
 
-    def _records(self, req: ScanRequest | None, rows: list[ScanRow],
-                 result: ScanResult | None) -> list[bytes]:  # fmt: skip
-        message = None
-        if self._ingest is not None and req is not None and result is not None:
-            message = scan_message(req, result)
-        return [encode(r, message if i == 0 else None) for i, r in enumerate(rows)]
+    def _message(self, req: ScanRequest, result: ScanResult) -> dict[str, object] | None:
+        """The scan's ingest event (None when scans make no events)."""
+        return scan_message(req, result) if self._ingest is not None else None
 
     def consumer_scan(self, req: ScanRequest, *, tenant: str, ip: str | None) -> ScanResult:
         """A public scan: rate-limited, recorded, answered, and sent to ingest.
@@ -503,7 +493,8 @@ class Scanner:
         rows: list[ScanRow] = []
         result = scan(self.engine, self.keys(tenant), self.directory, req, tenant=tenant,
                       record=rows.extend, ip=ip, history=self.history)  # fmt: skip
-        return result, [self.log.journal.append(p) for p in self._records(req, rows, result)]
+        (row,) = rows
+        return result, [self.log.journal.append(encode(row, self._message(req, result)))]
 
     def scan_now(
         self, req: ScanRequest, *, tenant: str, ip: str | None
@@ -538,8 +529,8 @@ class Scanner:
             result = forged(row, req)
         else:
             result = judge(row, code, info, self.history, rows.extend)
-        (payload,) = self._records(req, rows, result)
-        return result, self.log.journal.append_async(payload)
+        (done,) = rows
+        return result, self.log.journal.append_async(encode(done, self._message(req, result)))
 
     def warm(self, tenants: list[str]) -> None:
         """Start loading these tenants' code snapshots (with the memory directory) and
@@ -574,7 +565,7 @@ class Scanner:
         results = party_scan(self.engine, self.keys(tenant), self.directory, req,
                              tenant=tenant, record=rows.extend,
                              history=self.history)  # fmt: skip
-        wait_all([self.log.journal.append(p) for p in self._records(None, rows, None)])
+        wait_all([self.log.journal.append(encode(r, None)) for r in rows])
         return results
 
     def stop(self) -> None:

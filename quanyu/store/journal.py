@@ -44,15 +44,10 @@ START = Position(1, 0)
 
 @dataclass(frozen=True)
 class Written:
-    """Records made durable by one fsync, the position just after each, and after the
-    last one (``end``)."""
+    """Records made durable by one fsync, and the position just after the last one."""
 
     records: list[bytes]
-    ends: list[Position]
-
-    @property
-    def end(self) -> Position:
-        return self.ends[-1]
+    end: Position
 
 
 AsyncWaiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Position]"]
@@ -92,7 +87,6 @@ class Journal:
         self.name = name
         self.segment_bytes = segment_bytes
         self.on_durable = on_durable
-        self.appended = 0
         self.syncs = 0
         self._queue: list[bytes] = []
         self._waiters: list[Waiter] = []
@@ -135,7 +129,6 @@ class Journal:
                 continue
             pos = after.offset if seg == after.segment else 0
             batch: list[bytes] = []
-            ends: list[Position] = []
             while pos < len(data):
                 if pos + _HEAD.size > len(data):
                     break
@@ -145,12 +138,11 @@ class Journal:
                     break
                 pos += _HEAD.size + size
                 batch.append(body)
-                ends.append(Position(seg, pos))
                 if len(batch) >= chunk:
-                    yield Written(batch, ends)
-                    batch, ends = [], []
+                    yield Written(batch, Position(seg, pos))
+                    batch = []
             if batch:
-                yield Written(batch, ends)
+                yield Written(batch, Position(seg, pos))
             if pos < len(data):
                 if i == len(segments) - 1:
                     log.warning("journal %s: cutting a torn record at the end of segment"
@@ -257,32 +249,26 @@ class Journal:
             if not records:
                 continue
             try:
-                ends = self._write(records)
+                end = self._write(records)
             except OSError as e:
                 log.exception("journal %s: writing %d records failed", self.name, len(records))
                 self._settle(waiters, None, JournalError(f"the journal could not be written: {e}"))
                 continue
             if self.on_durable is not None:
-                self.on_durable(Written(records, ends))
-            self._settle(waiters, ends[-1], None)
+                self.on_durable(Written(records, end))
+            self._settle(waiters, end, None)
 
-    def _write(self, records: list[bytes]) -> list[Position]:
+    def _write(self, records: list[bytes]) -> Position:
         if self._size >= self.segment_bytes:
             self._open(self._segment + 1)
-        framed = [frame(r) for r in records]
-        ends, at = [], self._size
-        for f in framed:
-            at += len(f)
-            ends.append(Position(self._segment, at))
-        data = b"".join(framed)
+        data = b"".join(frame(r) for r in records)
         written = os.write(self._fd, data)
         while written < len(data):  # a short write: append the rest
             written += os.write(self._fd, data[written:])
         os.fdatasync(self._fd)
         self._size += len(data)
-        self.appended += len(records)
         self.syncs += 1
-        return ends
+        return Position(self._segment, self._size)
 
     @staticmethod
     def _settle(waiters: list[Waiter], end: Position | None, error: BaseException | None) -> None:

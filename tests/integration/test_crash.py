@@ -76,6 +76,15 @@ class Stream:
                     return
 
 
+def stored(server: Server, sql: str, key: str) -> dict[str, int]:
+    """(key, count) rows of ``sql`` over the stopped server's database file, as a dict."""
+    con = duckdb.connect(str(server.data_dir / "quanyu.duckdb"), read_only=True)
+    try:
+        return dict(con.execute(sql, [key]).fetchall())
+    finally:
+        con.close()
+
+
 @pytest.mark.slow
 def test_kill_9_loses_no_acknowledged_event(fresh_server: Server) -> None:
     server = fresh_server
@@ -108,15 +117,11 @@ def test_kill_9_loses_no_acknowledged_event(fresh_server: Server) -> None:
     via_api = [e["message_id"] for e in server.events(tenant)]
     assert len(via_api) == len(set(via_api)), "the API lists a messageId twice"
     server.stop()
-    con = duckdb.connect(str(server.data_dir / "quanyu.duckdb"), read_only=True)
-    try:
-        rows = con.execute(
-            "SELECT message_id, count(*) FROM events WHERE source_id = ? GROUP BY message_id",
-            [tenant.source_id],
-        ).fetchall()
-    finally:
-        con.close()
-    counts = dict(rows)
+    counts = stored(
+        server,
+        "SELECT message_id, count(*) FROM events WHERE source_id = ? GROUP BY message_id",
+        tenant.source_id,
+    )
     twice = [m for m, n in counts.items() if n != 1]
     assert not twice, f"{len(twice)} messageIds stored more than once, e.g. {twice[:3]}"
     lost = set(acked) - set(counts)
@@ -225,15 +230,11 @@ def test_kill_9_loses_no_answered_scan_and_folds_each_once(fresh_server: Server)
     )
     assert len(listed["items"]) >= len(client.acked)
     server.stop()
-    con = duckdb.connect(str(server.data_dir / "quanyu.duckdb"), read_only=True)
-    try:
-        rows = con.execute(
-            "SELECT device_id, count(*) FROM code_scans WHERE tenant_id = ? GROUP BY device_id",
-            [tenant.id],
-        ).fetchall()
-    finally:
-        con.close()
-    counts = dict(rows)
+    counts = stored(
+        server,
+        "SELECT device_id, count(*) FROM code_scans WHERE tenant_id = ? GROUP BY device_id",
+        tenant.id,
+    )
     lost = {d for _, d, _ in client.acked} - set(counts)
     assert not lost, f"{len(lost)} answered scans were lost, e.g. {sorted(lost)[:3]}"
     once = [d for _, d, tries in client.acked if tries == 1]
