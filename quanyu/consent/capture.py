@@ -142,8 +142,10 @@ def _dropping(db: Session, tenant: str) -> bool:
 
 
 def _move_on(db: Session, tenant: str, after: int, upto: int) -> None:
-    """Only move the cursor on to ``upto`` (unless another pass moved it meanwhile)."""
-    with db.transaction():
+    """Only move the cursor on to ``upto`` (unless another pass moved it meanwhile).
+    Under the tenant's log lock, as every update of its ``consent_state`` row is, so it
+    queues behind a canary seed or a settings change instead of conflicting with it."""
+    with ledger.appending(db, tenant):
         again = db.one(cq.PROGRESS, [tenant, tenant])
         if again is not None and int(again[1] or 0) == after:
             db.execute(cq.SET_CAPTURED, [upto, utcnow(), tenant])

@@ -128,7 +128,9 @@ def _iso(t: datetime) -> str:
 @contextmanager
 def appending(db: Session, tenant: str) -> Iterator[None]:
     """The transaction to append entries in: it holds the tenant's Merkle log lock, so
-    the entries' leaves queue behind other appends to the log instead of conflicting."""
+    the entries' leaves queue behind other appends to the log instead of conflicting.
+    Every update of the tenant's ``consent_state`` row is made inside it too (settings,
+    the capture cursor, canary seeds), so those queue rather than conflict as well."""
     with merkle_log.appending(db, tenant), db.transaction():
         yield
 

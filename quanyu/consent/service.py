@@ -316,7 +316,7 @@ def get_settings(db: Session, *, tenant: str) -> Settings:
 def set_settings(db: Session, body: Settings, *, tenant: str, actor: str) -> Settings:
     """Set the tenant's age gates."""
     before = get_settings(db, tenant=tenant)
-    with db.transaction():
+    with ledger.appending(db, tenant):  # the lock every consent_state update holds
         db.execute(q.SET_SETTINGS, [body.guardian_under, body.marketing_min_age, utcnow(), tenant])
         db.execute(q.BUMP_CONFIG, [tenant])
         _audit(db, tenant, actor, "consent.settings.update", body, "tenant", tenant, before)

@@ -4,6 +4,7 @@ and a merge of a granted and a withdrawn person that a split undoes."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from quanyu.consent import capture, service
+from quanyu.consent import capture_sql as cq
 from quanyu.consent.capture import Capturer, capture_pending
 from quanyu.consent.models import PurposeCreate, Settings, Status
 from quanyu.engine import Session, Statement
@@ -251,3 +253,37 @@ def test_capturer_thread_catches_up(world: World) -> None:  # noqa: F811
             assert [e.status for e in entries(w, db, "u1")] == ["granted"]
     finally:
         capturer.stop()
+
+
+def test_cursor_moves_queue_behind_settings_changes(world: World) -> None:  # noqa: F811
+    """Every update of a tenant's consent_state row holds its log lock: the capture
+    cursor moving while settings change (or canaries are seeded) waits, never conflicts."""
+    w = world
+    w.send("mp", [identify("u1", "i1")])
+    errors: list[BaseException] = []
+
+    def settings() -> None:
+        with w.engine.connect() as db:
+            for age in range(40):
+                try:
+                    service.set_settings(db, Settings(guardian_under=10 + age % 5),
+                                         tenant=w.tenant, actor=ACTOR)  # fmt: skip
+                except BaseException as e:  # noqa: BLE001 - collected for the assertion
+                    errors.append(e)
+
+    def cursor() -> None:
+        with w.engine.connect() as db:
+            for _ in range(200):
+                progress = db.one(cq.PROGRESS, [w.tenant, w.tenant])
+                after = int(progress[1] or 0) if progress else 0
+                try:
+                    capture._move_on(db, w.tenant, after, after)
+                except BaseException as e:  # noqa: BLE001 - collected for the assertion
+                    errors.append(e)
+
+    threads = [threading.Thread(target=settings), threading.Thread(target=cursor)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors[:3]
