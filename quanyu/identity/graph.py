@@ -20,13 +20,18 @@ from quanyu.engine import Session
 from quanyu.identity import sql as q
 from quanyu.identity.components import MERGED, REFUSED, IncrementalGraph
 from quanyu.identity.normalize import normalize_many
-from quanyu.identity.occurrences import collect
+from quanyu.identity.occurrences import collect, opened
 from quanyu.identity.secrets import TenantKeys, encrypt, identifier_key, mask
 from quanyu.identity.tokens import Tokenizer
 from quanyu.identity.types import IdentifierType, IdentityRules, canonical_type_key
 from quanyu.identity.types import limit_key as type_limit_key
 
 _US = pa.timestamp("us")
+#: Most raw identifiers (type, scope, value as stored) a tenant's graph remembers the node
+#: of, so a returning identifier skips opening, normalising and keying (~150 MB at most).
+RAW_NODES_MAX = 1_000_000
+#: In that memory: not seen yet; seen and refused (malformed or blocked).
+_MISS, _INVALID = -1, -2
 #: Bucket 0 holds every node whose type has no limit.
 UNLIMITED = "*"
 #: Scope written for a scoped identifier that arrived without its app or brand.
@@ -100,6 +105,8 @@ class TenantGraph:
     next_change: int
     resolved_seq: int
     _types: dict[str, IdentifierType] = field(default_factory=dict)
+    #: "type\0scope\0value as stored" -> node, or _INVALID (see RAW_NODES_MAX)
+    raw_nodes: dict[str, int] = field(default_factory=dict)
 
     def type_of(self, name: str) -> IdentifierType:
         """The rules' type for a type name as it arrived in an event."""
@@ -291,22 +298,34 @@ def resolve_events(g: TenantGraph, events: pa.Table, now: datetime) -> BatchChan
     Column work throughout: Python runs per distinct identifier and per new link, not
     per event. ``g`` is changed in place: if storing the result fails, reload the graph.
     """
-    occ = collect(events, g.type_of, g.tokens.open)
+    occ = collect(events, g.type_of)
     known = np.array([t is not None for t in occ.types] + [False])[occ.type_index]
     keys_of_type = np.array([t.key if t else "" for t in occ.types] + [""], dtype=object)
     type_keys = pa.array(keys_of_type[occ.type_index].tolist(), pa.string())
-    values = pa.array(normalize_many(g.rules, type_keys, occ.raw)[0], pa.string())
-    ok = known & pc.is_valid(values).to_numpy(zero_copy_only=False)
-    dropped = int(len(ok) - ok.sum())
-    rows = np.flatnonzero(ok)
-    take = pa.array(rows)
+    # identifiers an earlier batch met: their node (or refusal) straight from the raw value
+    raws = pc.dictionary_encode(
+        pc.binary_join_element_wise(type_keys, occ.scope, occ.stored, "\x00")
+    )
+    raw_code = raws.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    raw_texts = raws.dictionary.to_pylist()
+    remembered = np.fromiter(
+        (g.raw_nodes.get(t, _MISS) for t in raw_texts), np.int64, len(raw_texts)
+    )
+    node_at = remembered[raw_code] if len(raw_code) else np.zeros(0, np.int64)
+    fresh = np.flatnonzero(known & (node_at == _MISS))
+    fresh_types = type_keys.take(pa.array(fresh))
+    plain = opened(occ.stored.take(pa.array(fresh)), g.tokens.open)
+    values = pa.array(normalize_many(g.rules, fresh_types, plain)[0], pa.string())
+    valid = pc.is_valid(values).to_numpy(zero_copy_only=False)
+    node_at[fresh[~valid]] = _INVALID
+    good = fresh[valid]
+    keep = pa.array(valid)
     triple = pc.binary_join_element_wise(
-        type_keys.take(take), occ.scope.take(take), values.take(take), "\x00"
+        fresh_types.filter(keep), occ.scope.take(pa.array(good)), values.filter(keep), "\x00"
     )
     codes = pc.dictionary_encode(triple)
     code = codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     distinct, first_row = np.unique(code, return_index=True)
-    event = occ.event[rows]
     node_of_code = np.empty(len(distinct), np.int64)
     new_nodes: dict[str, list[Any]] = {name: [] for name in NODE_SCHEMA.names}
     new_buckets: list[int] = []
@@ -323,16 +342,23 @@ def resolve_events(g: TenantGraph, events: pa.Table, now: datetime) -> BatchChan
             node = first_new + len(new_buckets)
             g.node_of[key] = node
             new_buckets.append(g.bucket(t, scope))
-            at = int(event[first_row[c]])
+            at = int(occ.event[good[first_row[c]]])
             _new_node(
                 g, new_nodes, node, t, scope, key, value, source[at].as_py(), stamp[at].as_py()
             )
         node_of_code[c] = node
+    if len(code):
+        node_at[good] = node_of_code[code]
+    _remember(g, raw_texts, raw_code[fresh], node_at[fresh])
     if new_buckets:
         g.graph.add_nodes(
             np.asarray(new_buckets, np.int64), micros(pa.array(new_nodes["first_seen"], _US))
         )
-    linked = node_of_code[code] if len(code) else np.zeros(0, np.int64)
+    ok = known & (node_at >= 0)
+    dropped = int(len(ok) - ok.sum())
+    rows = np.flatnonzero(ok)
+    event = occ.event[rows]
+    linked = node_at[rows]
     priority = np.array([t.priority if t else 1 << 30 for t in occ.types] + [0], np.int64)
     anchors = _anchors(events.num_rows, event, priority[occ.type_index[rows]], linked)
     edges = _new_edges(g, events, event, linked, anchors)
@@ -401,6 +427,18 @@ def resolve_events(g: TenantGraph, events: pa.Table, now: datetime) -> BatchChan
         refused=kinds.count(REFUSED),
         dropped=dropped,
     )
+
+
+def _remember(g: TenantGraph, texts: list[str], codes: np.ndarray, nodes: np.ndarray) -> None:
+    """Keep the node (or refusal) of each raw identifier newly worked out, for later
+    batches; past :data:`RAW_NODES_MAX` the memory starts over."""
+    if not len(codes):
+        return
+    distinct, first = np.unique(codes, return_index=True)
+    if len(g.raw_nodes) + len(distinct) > RAW_NODES_MAX:
+        g.raw_nodes.clear()
+    found = [texts[c] for c in distinct.tolist()]
+    g.raw_nodes.update(zip(found, nodes[first].tolist(), strict=True))
 
 
 def _new_node(

@@ -32,7 +32,7 @@ class Occurrences:
     types: list[IdentifierType | None]  # per distinct type: the rules' type, or None
     type_index: np.ndarray  # int64 index into ``types``
     scope: pa.Array  # string: brand, app or source id; "" for group-scoped types
-    raw: pa.Array  # string: the value as stored (PII tokens opened)
+    stored: pa.Array  # string: the value as stored (PII sealed in tokens)
 
 
 def _parsed(identifiers: pa.Array) -> pa.Array:
@@ -46,12 +46,9 @@ def _parsed(identifiers: pa.Array) -> pa.Array:
     return table.column("i").combine_chunks()
 
 
-def collect(
-    events: pa.Table,
-    type_of: Callable[[str], IdentifierType],
-    open_value: Callable[[str], str],
-) -> Occurrences:
-    """Every identifier occurrence of ``events`` (EVENTS_TO_RESOLVE's columns)."""
+def collect(events: pa.Table, type_of: Callable[[str], IdentifierType]) -> Occurrences:
+    """Every identifier occurrence of ``events`` (EVENTS_TO_RESOLVE's columns), values as
+    stored (PII still sealed: see :func:`opened`)."""
     n = events.num_rows
     rows = pa.array(np.arange(n, dtype=np.int64))
     ev_parts: list[pa.Array] = []
@@ -93,9 +90,14 @@ def collect(
             types.append(None)  # a type name with nothing usable in it: not an identifier
     type_index = names.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     scope = _scopes(events, event, types, type_index, given)
-    values = pc.dictionary_encode(pc.fill_null(raw, ""))
-    opened = pa.array([open_value(v) for v in values.dictionary.to_pylist()], pa.string())
-    return Occurrences(event, types, type_index, scope, opened.take(values.indices))
+    return Occurrences(event, types, type_index, scope, pc.fill_null(raw, ""))
+
+
+def opened(stored: pa.Array, open_value: Callable[[str], str]) -> pa.Array:
+    """``stored`` values with PII tokens opened (each distinct value once)."""
+    values = pc.dictionary_encode(stored)
+    plain = pa.array([open_value(v) for v in values.dictionary.to_pylist()], pa.string())
+    return plain.take(values.indices)
 
 
 def _scopes(
