@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import hmac
 import io
 import zipfile
 from collections.abc import Callable
@@ -122,7 +121,7 @@ def sealed_key(resolver: Resolver, tenant: str, key: str) -> str:
     if ":h:" in key:
         return key
     type_key, scope = (key.split(":", 2) + ["", ""])[:2]
-    digest = hmac.digest(resolver.keys(tenant).hmac_key, key.encode(), "sha256")[:16]
+    digest = resolver.keys(tenant).keyed_hash(key.encode())[:16]
     return f"{type_key}:{scope}:h:" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 

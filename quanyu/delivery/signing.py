@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from quanyu.errors import QuanyuError, ValidationFailed
+from quanyu.ids import random_bytes
 
 SECRET_PREFIX = "whsec_"
 #: Random bytes in a new secret (the specification asks for 24 to 64).
@@ -170,7 +171,7 @@ class SecretBox:
 
     def seal(self, tenant: str, destination_id: str, secret: str) -> bytes:
         """The secret encrypted for one destination: a random nonce, then ciphertext."""
-        nonce = secrets.token_bytes(_NONCE)
+        nonce = random_bytes(_NONCE)
         aad = f"{tenant}/{destination_id}".encode()
         return nonce + self._cipher(tenant).encrypt(nonce, secret.encode(), aad)
 

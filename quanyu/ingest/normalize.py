@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
+from quanyu.ids import random_bytes
+
 if TYPE_CHECKING:
     from quanyu.ingest.pii import Sealer
 
@@ -532,7 +534,7 @@ def normalize(
         aid = msg.anonymousId
         rows.append(
             (
-                message_id or f"qy-{uuid.uuid4()}",
+                message_id or f"qy-{uuid.UUID(bytes=random_bytes(16), version=4)}",
                 kind,
                 msg.event if kind == "track" else None,
                 msg.name,
