@@ -6,6 +6,7 @@ per-person strings laid out so that each output column needs a single take.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,10 +114,12 @@ class _Fragments:
     store_kv: Any  # n ',"store_id":..'
 
 
-def _fragments(pp: _People, tb: _Tables) -> _Fragments:
+def _fragments(pp: _People, tb: _Tables, brand_ids: Mapping[str, str]) -> _Fragments:
     n = pp.n
     ids = '","collection":"users","encoding":"none"'
-    brand = _lookup([k for k, _ in DEMO_BRANDS], np.repeat(np.arange(3), n))
+    # a member id names its brand as the tenant knows it (by id, once it has one)
+    names = [brand_ids.get(k, k) for k, _ in DEMO_BRANDS]
+    brand = _lookup(names, np.repeat(np.arange(3), n))
     member_kv = _tpl('"member_id":"%s","brand":"%s"', pp.member_id, brand)
     app_id = tb.app_id.take(pa.array(np.repeat(np.arange(4), n)))
     openid = _tpl(

@@ -13,6 +13,7 @@ loop runs per row, and equal arguments always give identical tables.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,7 +53,12 @@ _CHUNK = 1 << 19  # rows per string-building task: bounded memory, both cores bu
 
 
 def generate(
-    consumers: int = 100_000, *, seed: int = 42, start: datetime | None = None, days: int = 365
+    consumers: int = 100_000,
+    *,
+    seed: int = 42,
+    start: datetime | None = None,
+    days: int = 365,
+    brand_ids: Mapping[str, str] | None = None,
 ) -> DemoData:
     """Generate the Hanami Group demo dataset.
 
@@ -68,6 +74,8 @@ def generate(
         seed: seed of the single random stream; equal arguments give equal tables.
         start: first instant of the period (default 2024-01-01T00:00Z); naive means UTC.
         days: length of the period in days.
+        brand_ids: the tenant's brand id of each brand key (lumi, petal, pure), written
+            where member ids name their brand; the keys themselves by default.
 
     Returns:
         The events, the member records and the ground truth for both.
@@ -92,7 +100,7 @@ def generate(
 
     # No randomness below: chunks are independent and Arrow kernels release the GIL.
     tb = _tables()
-    fr = _fragments(pp, tb)
+    fr = _fragments(pp, tb, brand_ids or {})
     total = len(ev.ts)
 
     def chunk(lo: int) -> list[Any]:

@@ -114,13 +114,7 @@ def write_files(
 ) -> dict[str, Path]:
     """The demo's import files (Parquet) and its ground truth, in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    events = _source_ids(data.events, sources)
-    for column in ("context", "traits"):  # member ids name their brand: by id, as sources do
-        events = events.set_column(
-            events.schema.get_field_index(column),
-            column,
-            _brand_ids(events.column(column), brands, '"brand":"{}"'),
-        )
+    events = _source_ids(data.events, sources)  # member ids name their brand by id already
     profiles = _source_ids(data.profiles, sources)
     # each member record's import event carries the record id, so the truth covers it
     profiles = profiles.append_column("messageId", profiles.column("record_id"))
@@ -150,10 +144,10 @@ def load(
     step: Step,
 ) -> DemoResult:
     """Create the demo tenant and import a generated year of its data."""
-    generating = step(f"Generating {consumers:,} consumers' year of events", 1)
-    data = generate(consumers, seed=seed, start=start)
-    generating(1)
     result, brands, sources = create_tenant(client)
+    generating = step(f"Generating {consumers:,} consumers' year of events", 1)
+    data = generate(consumers, seed=seed, start=start, brand_ids=brands)
+    generating(1)
     writing = step("Writing the import files", 1)
     files = write_files(data, folder, brands, sources)
     writing(1)

@@ -321,3 +321,17 @@ def test_chunked_string_building_matches_one_pass(monkeypatch: pytest.MonkeyPatc
     assert chunked.events.num_rows > 5000
     assert chunked.events.equals(whole.events)
     assert chunked.truth.equals(whole.truth)
+
+
+def test_member_ids_name_their_brand_by_the_tenants_brand_ids() -> None:
+    """Given the tenant's brand ids, the generator writes them where member ids name their
+    brand — exactly what replacing the brand keys in the finished text would give."""
+    ids = {k: f"brd_{k}_0190f3a2c4" for k, _ in DEMO_BRANDS}
+    plain, named = generate(300, seed=1), generate(300, seed=1, brand_ids=ids)
+    for column in ("context", "traits"):
+        replaced = plain.events[column]
+        for key, brand_id in ids.items():
+            replaced = pc.replace_substring(replaced, f'"brand":"{key}"', f'"brand":"{brand_id}"')
+        assert replaced.equals(named.events[column])
+    key = DEMO_BRANDS[0][0]
+    assert pc.any(pc.match_substring(named.events["traits"], f'"brand":"{ids[key]}"')).as_py()
