@@ -108,11 +108,22 @@ def _wait(
         time.sleep(0.2)
 
 
-def settled(page: Any) -> None:
+def settled(page: Any, site: ConsoleSite | None = None) -> None:
     """Scroll to the timeline (it loads when it comes into view) and wait until the parts
     of the 360 view that arrive with htmx are in."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.locator("#timeline").scroll_into_view_if_needed()
-    page.wait_for_function("!document.querySelector('.loading, .htmx-request')")
+    try:  # 30 s: a loaded two-core machine runs resolution and capture beside the server
+        page.wait_for_function("!document.querySelector('.loading, .htmx-request')", timeout=30_000)
+    except PlaywrightTimeout:
+        stuck = page.eval_on_selector_all(
+            ".loading, .htmx-request",
+            "els => els.map(e => { const p = e.closest('[hx-get]');"
+            " return [e.className, p && p.id, p && p.getAttribute('hx-get')].join(' '); })",
+        )
+        log = site.server.log_tail() if site is not None else ""
+        raise AssertionError(f"parts of the 360 view never loaded: {stuck}\n{log}") from None
 
 
 def _lookup(site: ConsoleSite, user: str, source: str) -> str | None:
@@ -146,7 +157,7 @@ def test_look_a_demo_customer_up_by_phone_and_read_the_360_view(
     hit.locator("a").first.click()
     page.wait_for_url(re.compile(rf".*/profiles/{expected['oneid']}$"))
     opened_s = time.monotonic() - started
-    settled(page)
+    settled(page, site)
     assert page.inner_text("#pf-oneid") == expected["oneid"]
     ids = page.locator("#identities tbody tr")
     assert ids.count() == len(expected["identities"])
@@ -165,7 +176,7 @@ def test_look_a_demo_customer_up_by_phone_and_read_the_360_view(
     shot(page, "profiles-360")
     page.goto(f"{site.url}/console/lang/zh?next=/console/t/{site.tenant_id}/profiles/"
               f"{expected['oneid']}")  # fmt: skip
-    settled(page)
+    settled(page, site)
     assert "身份标识" in page.inner_text("#identities h2")
     assert "授权同意" in page.inner_text("#consent h2")
     shot(page, "profiles-360-zh")
@@ -179,7 +190,7 @@ def test_split_a_person_in_the_browser_and_see_the_history(page: Any, site: Cons
     page.fill("#pf-q", _spelled(person.phone))
     page.locator("tr.pf-hit a").first.click()
     page.wait_for_url(re.compile(rf".*/profiles/{person.oneid}$"))
-    settled(page)
+    settled(page, site)
     # two user ids, the phone, and the unionid and device of the scan
     assert page.locator("#identities tbody tr").count() == 5
     assert f"SN{person.tag}" in page.inner_text("#scans tr.pf-scan")
@@ -211,7 +222,7 @@ def test_split_a_person_in_the_browser_and_see_the_history(page: Any, site: Cons
     a, b = (_lookup(site, u, s) for u, s in zip(person.users, person.sources, strict=True))
     assert a != b, "the API still sees one person after the split"
     page.goto(site.page_url(f"profiles/{person.oneid}"))
-    settled(page)
+    settled(page, site)
     split = page.locator('#history tr.pf-change[data-kind="split"]').first
     assert "two people share one phone" in split.inner_text()
     audit = site.api("GET", f"/v1/tenants/{site.tenant_id}/audit", params={"limit": 50})
