@@ -113,10 +113,19 @@ def settled(page: Any, site: ConsoleSite | None = None) -> None:
     of the 360 view that arrive with htmx are in."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    page.locator("#timeline").scroll_into_view_if_needed()
-    try:  # 30 s: a loaded two-core machine runs resolution and capture beside the server
-        page.wait_for_function("!document.querySelector('.loading, .htmx-request')", timeout=30_000)
-    except PlaywrightTimeout:
+    # Parts loading above the timeline can push its first row out of view after a scroll,
+    # and it loads only when seen: scroll it back into view until everything is in.
+    deadline = time.monotonic() + 30  # a loaded two-core machine: resolution runs beside
+    while True:
+        page.locator("#timeline").scroll_into_view_if_needed()
+        try:
+            page.wait_for_function(
+                "!document.querySelector('.loading, .htmx-request')", timeout=2_000
+            )
+            return
+        except PlaywrightTimeout:
+            if time.monotonic() < deadline:
+                continue
         stuck = page.eval_on_selector_all(
             ".loading, .htmx-request",
             "els => els.map(e => { const p = e.closest('[hx-get]');"
