@@ -313,8 +313,9 @@ def resolve_events(g: TenantGraph, events: pa.Table, now: datetime) -> BatchChan
     )
     node_at = remembered[raw_code] if len(raw_code) else np.zeros(0, np.int64)
     fresh = np.flatnonzero(known & (node_at == _MISS))
-    fresh_types = type_keys.take(pa.array(fresh))
-    plain = opened(occ.stored.take(pa.array(fresh)), g.tokens.open)
+    fresh_at = pa.array(fresh)
+    fresh_types = type_keys.take(fresh_at)
+    plain = opened(occ.stored.take(fresh_at), g.tokens.open)
     values = pa.array(normalize_many(g.rules, fresh_types, plain)[0], pa.string())
     valid = pc.is_valid(values).to_numpy(zero_copy_only=False)
     node_at[fresh[~valid]] = _INVALID
