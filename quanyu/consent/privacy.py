@@ -440,7 +440,7 @@ def scrub_file(db: Session, tables: tuple[str, ...]) -> list[str]:
             for (sql,) in indexes:
                 db.raw(str(sql))
             db.raw("DROP TABLE temp.privacy_keep")
-    db.raw("CHECKPOINT")
+    db.checkpoint()
     block, free = db.raw("SELECT block_size, free_blocks FROM pragma_database_size()")[0]
     if free:
         # rows of 512 random bytes, a quarter more than the free space: the allocator fills
@@ -449,9 +449,9 @@ def scrub_file(db: Session, tables: tuple[str, ...]) -> list[str]:
         random = " || ".join(["md5(random()::VARCHAR)"] * 32)
         db.raw("CREATE OR REPLACE TABLE privacy_fill (b BLOB)")
         db.raw(f"INSERT INTO privacy_fill SELECT unhex({random}) FROM range(?)", [rows])
-        db.raw("CHECKPOINT")
+        db.checkpoint()
         db.raw("DROP TABLE privacy_fill")
-        db.raw("CHECKPOINT")
+        db.checkpoint()
     return list(tables)
 
 

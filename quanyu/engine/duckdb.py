@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any, ClassVar
 
 import duckdb
@@ -11,6 +12,7 @@ import pyarrow as pa
 from quanyu.engine.base import DuplicateKey, Engine, Params, Session, WriteConflict
 from quanyu.engine.capabilities import Capability
 from quanyu.engine.statements import Statement
+from quanyu.errors import Unavailable
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -78,6 +80,29 @@ class DuckDBSession(Session):
     def raw(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         """Run SQL text that is not a registered statement (migrations only)."""
         return self._con.execute(sql, params).fetchall()
+
+    def checkpoint(self, *, wait: float = 60.0) -> None:
+        """Fold the write-ahead log into the file now, waiting up to ``wait`` seconds for
+        the other threads' write transactions to end: DuckDB refuses a checkpoint while
+        one that updated or created something is open. ``FORCE CHECKPOINT`` waits since
+        DuckDB 1.4 but aborts them before, and holds every new transaction back while it
+        waits. The background threads' transactions are short, so a gap comes soon;
+        raises :class:`Unavailable` when none did."""
+        deadline, pause = time.monotonic() + wait, 0.01
+        while True:
+            try:
+                self._con.execute("CHECKPOINT")
+                return
+            except duckdb.TransactionException as e:
+                if "other write transactions" not in str(e):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise Unavailable(
+                        f"the database stayed busy with other writes for {wait:.0f} s, so it"
+                        " could not be checkpointed; retry the request when the load is lower"
+                    ) from e
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
 
 
 class DuckDBEngine(Engine):
