@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 CONSUMERS ?= 100000
+# pytest worker processes for `make test` (a file's tests stay in one; 0: no workers)
+TEST_WORKERS ?= 2
 export QUANYU_DATA_DIR ?= quanyu-data
 export QUANYU_PORT ?= $(PORT)
 
@@ -33,7 +35,7 @@ check: $(VENV)/.installed-dev chromium
 	$(BIN)/ruff check quanyu tests benchmarks
 	$(BIN)/ruff format --check quanyu tests benchmarks
 	$(BIN)/mypy quanyu
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check quanyu tests benchmarks
