@@ -224,13 +224,10 @@ def _people(db: Session, tenant: str, profiles: set[int]) -> dict[int, _Person]:
     try:
         people: dict[int, _Person] = {}
         for profile, key in db.execute(cq.PERSON_KEYS, [tenant]):
-            people.setdefault(int(profile), _Person([])).keys.append(str(key))
-        for profile, key, seq, purpose, channel, status, separate, decided in db.execute(
-            cq.PERSON_COVERED, [tenant, tenant, tenant]
-        ):
-            people[int(profile)].covered.append(
-                Covered(str(key), int(seq), purpose, channel, status, bool(separate), decided)
-            )
+            people.setdefault(profile, _Person([])).keys.append(key)
+        for profile, *entry in db.execute(cq.PERSON_COVERED, [tenant, tenant, tenant]):
+            # (key, seq, purpose, channel, status, separate, decided_at): Covered's order
+            people[profile].covered.append(Covered._make(entry))
     finally:
         db.unregister("consent_capture_persons")
     return people
@@ -241,8 +238,9 @@ def _remember(people: dict[int, _Person], e: NewEntry) -> None:
     but it is newer than any stored one)."""
     if e.profile_id is None:
         return
-    for key in e.covers:  # (a person merged into another since the pass read it: new)
-        covered = people.setdefault(e.profile_id, _Person([])).covered
+    # (a person merged into another since the pass read it: new)
+    covered = people.setdefault(e.profile_id, _Person([])).covered
+    for key in e.covers:
         fake = (1 << 62) + len(covered)
         covered.append(
             Covered(key, fake, e.purpose_id, e.channel, e.status, e.separate, e.decided_at)
