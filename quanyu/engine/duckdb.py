@@ -24,6 +24,18 @@ def _name(name: str) -> str:
     return name
 
 
+def _translated(e: duckdb.Error) -> Exception:
+    """The engine's error for a DuckDB one: a duplicate key or a write conflict, found
+    by a statement or only at commit (two transactions that inserted the same key)."""
+    text = str(e).lower()
+    constraint = isinstance(e, duckdb.ConstraintException | duckdb.TransactionException)
+    if constraint and "duplicate key" in text:
+        return DuplicateKey(str(e))
+    if isinstance(e, duckdb.TransactionException) and "conflict" in text:
+        return WriteConflict(str(e))
+    return e
+
+
 class DuckDBSession(Session):
     """A DuckDB cursor: its own connection to the shared database instance."""
 
@@ -35,14 +47,11 @@ class DuckDBSession(Session):
         self._engine.check(stmt)
         try:
             return self._con.execute(stmt.sql, params).fetchall()
-        except duckdb.ConstraintException as e:
-            if "duplicate key" in str(e).lower():
-                raise DuplicateKey(str(e)) from e
-            raise
-        except duckdb.TransactionException as e:
-            if "conflict" in str(e).lower():
-                raise WriteConflict(str(e)) from e
-            raise
+        except (duckdb.ConstraintException, duckdb.TransactionException) as e:
+            found = _translated(e)
+            if found is e:
+                raise
+            raise found from e
 
     def arrow(self, stmt: Statement, params: Params = None) -> pa.Table:
         self._engine.check(stmt)
@@ -69,7 +78,13 @@ class DuckDBSession(Session):
         self._con.execute("BEGIN TRANSACTION")
 
     def commit(self) -> None:
-        self._con.execute("COMMIT")
+        try:
+            self._con.execute("COMMIT")
+        except duckdb.TransactionException as e:  # the transaction is over either way
+            found = _translated(e)
+            if found is e:
+                raise
+            raise found from e
 
     def rollback(self) -> None:
         self._con.execute("ROLLBACK")
