@@ -25,7 +25,7 @@ import pytest
 
 from tests.sealed import opened
 
-from .harness import Server, Tenant, free_port, metric, samples
+from .harness import Server, Tenant, metric, samples
 
 JS = Path(__file__).parent / "js"
 PACKAGE = JS / "node_modules" / "@segment" / "analytics-next"
@@ -86,7 +86,7 @@ class QuietHandler(SimpleHTTPRequestHandler):
 def page_server() -> Iterator[str]:
     """A static web server for js/ on 127.0.0.1 (a different origin from Quanyu's)."""
     handler = functools.partial(QuietHandler, directory=str(JS))
-    httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)  # the OS picks a free port
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
