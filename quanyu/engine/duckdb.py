@@ -45,8 +45,12 @@ class DuckDBSession(Session):
 
     def execute(self, stmt: Statement, params: Params = None) -> list[tuple[Any, ...]]:
         self._engine.check(stmt)
+        return self._run(stmt.sql, params)
+
+    def _run(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        """Run SQL, raising a duplicate key or write conflict as the engine's error."""
         try:
-            return self._con.execute(stmt.sql, params).fetchall()
+            return self._con.execute(sql, params).fetchall()
         except (duckdb.ConstraintException, duckdb.TransactionException) as e:
             found = _translated(e)
             if found is e:
@@ -78,13 +82,7 @@ class DuckDBSession(Session):
         self._con.execute("BEGIN TRANSACTION")
 
     def commit(self) -> None:
-        try:
-            self._con.execute("COMMIT")
-        except duckdb.TransactionException as e:  # the transaction is over either way
-            found = _translated(e)
-            if found is e:
-                raise
-            raise found from e
+        self._run("COMMIT")  # a failed commit ends the transaction too
 
     def rollback(self) -> None:
         self._con.execute("ROLLBACK")
