@@ -142,13 +142,12 @@ def _dropping(db: Session, tenant: str) -> bool:
 
 
 def _move_on(db: Session, tenant: str, after: int, upto: int) -> None:
-    """Only move the cursor on to ``upto`` (unless another pass moved it meanwhile).
-    Under the tenant's log lock, as every update of its ``consent_state`` row is, so it
-    queues behind a canary seed or a settings change instead of conflicting with it."""
-    with ledger.appending(db, tenant):
-        again = db.one(cq.PROGRESS, [tenant, tenant])
-        if again is not None and int(again[1] or 0) == after:
-            db.execute(cq.SET_CAPTURED, [upto, utcnow(), tenant])
+    """Only move the cursor on to ``upto`` (unless another pass moved it meanwhile): one
+    compare-and-set update, the pass's only write when its events said nothing. Under
+    the tenant's log lock, as every update of its ``consent_state`` row is, so it queues
+    behind a canary seed or a settings change instead of conflicting with it."""
+    with ledger.row_lock(tenant):
+        db.execute(cq.MOVE_CAPTURED, [upto, utcnow(), tenant, after])
 
 
 def _capture(db: Session, tenant: str) -> Captured:

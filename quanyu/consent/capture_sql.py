@@ -29,6 +29,12 @@ SET_CAPTURED = statement(
     "consent.set_captured",
     "UPDATE consent_state SET captured_seq = ?, updated_at = ? WHERE tenant_id = ?",
 )
+#: The same, only if the cursor is still where the pass read it (a compare-and-set).
+MOVE_CAPTURED = statement(
+    "consent.move_captured",
+    "UPDATE consent_state SET captured_seq = ?, updated_at = ?"
+    " WHERE tenant_id = ? AND captured_seq = ?",
+)
 _CARRIES_CONSENT = (
     "((e.type = 'track' AND e.event = 'Consent Updated') OR e.context LIKE '%categoryPreferences%')"
 )

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -130,9 +130,16 @@ def appending(db: Session, tenant: str) -> Iterator[None]:
     """The transaction to append entries in: it holds the tenant's Merkle log lock, so
     the entries' leaves queue behind other appends to the log instead of conflicting.
     Every update of the tenant's ``consent_state`` row is made inside it too (settings,
-    the capture cursor, canary seeds), so those queue rather than conflict as well."""
+    the capture cursor, canary seeds) or under its lock (:func:`row_lock`), so those
+    queue rather than conflict as well."""
     with merkle_log.appending(db, tenant), db.transaction():
         yield
+
+
+def row_lock(tenant: str) -> AbstractContextManager[bool]:
+    """The lock :func:`appending` holds, for a single-statement update of the tenant's
+    ``consent_state`` row made outside a transaction (committed before it is released)."""
+    return merkle_log.log_lock(tenant)
 
 
 def append(db: Session, tenant: str, entries: Sequence[NewEntry]) -> list[Entry]:
