@@ -75,6 +75,7 @@ class Receiver:
     forged: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     _httpd: ThreadingHTTPServer | None = None
+    _held: socket.socket | None = None  # the port of a receiver that is down
 
     @property
     def url(self) -> str:
@@ -116,6 +117,9 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+        if self._held is not None:  # back up on the port it held
+            self._held.close()
+            self._held = None
         self._httpd = _Server(("127.0.0.1", self.port), Handler)
         self.port = self._httpd.server_address[1]
         threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True).start()
@@ -143,11 +147,12 @@ class Receiver:
             assert 200 <= last.status < 300, f"{msg_id} was sent again after its 2xx"
 
 
-def free_port() -> int:
-    """A port nothing listens on (bound, then closed)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def down_receiver() -> Receiver:
+    """A receiver that is down until :meth:`Receiver.start`: its port is bound but not
+    listening, so connections to it are refused and no other test can take the port."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    return Receiver(port=int(held.getsockname()[1]), _held=held)
 
 
 @pytest.fixture

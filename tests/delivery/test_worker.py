@@ -29,7 +29,7 @@ from tests.delivery.conftest import (
     TENANT,
     Receiver,
     destination,
-    free_port,
+    down_receiver,
     settle,
 )
 
@@ -152,7 +152,7 @@ def test_a_4xx_fails_at_once(store: DuckDBEngine, receiver: Receiver) -> None:
 
 
 def test_a_down_receiver_is_retried_until_max_attempts(store: DuckDBEngine) -> None:
-    down = Receiver(port=free_port())  # not started: the port refuses connections
+    down = down_receiver()
     dest = destination(store, down)
     [msg_id] = put(store, dest.id, "s1", 1)
     settle(store, policy=Policy(allow_private=True, max_attempts=4, backoff_base=0.002,
@@ -291,7 +291,7 @@ def test_a_receiver_down_for_an_hour_gets_every_message_in_order_when_back(
 ) -> None:
     """The server's policy: retries keep coming (at most backoff_max apart) past
     max_attempts until the message is give_up_after old; the messages behind it wait."""
-    down = Receiver(port=free_port())
+    down = down_receiver()
     dest = destination(store, down)
     ids = put(store, dest.id, "person-1", 3)
     policy = Policy(
