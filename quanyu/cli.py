@@ -778,11 +778,18 @@ def resolve(
     evaluate: Annotated[
         Path | None, typer.Option(help="Score against a truth Parquet (record_id, person_id).")
     ] = None,
+    status: Annotated[
+        bool, typer.Option("--status", help="Only show how far resolution trails ingest.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Resolve events into people (OneID); optionally rebuild all, or score against a truth."""
     with client() as c:
         t = resolve_tenant(c, tenant)
+        if status:
+            found = c.get(f"/v1/tenants/{t}/identity/status")
+            show([found], list(found), as_json=as_json, title="Resolution")
+            return
         with err.status("Resolving identities…"):
             report = c.post(f"/v1/tenants/{t}/identity/resolve", params={"full": full})
         show([report], list(report), as_json=as_json, title="Resolved")

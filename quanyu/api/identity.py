@@ -16,6 +16,7 @@ from quanyu.identity.models import (
     Evaluation,
     IdentifierRef,
     ResolveResult,
+    ResolveStatus,
     Rules,
     SplitResult,
     format_oneid,
@@ -45,6 +46,13 @@ async def resolve(
     run = resolver.rebuild if full else resolver.catch_up
     report = await asyncio.to_thread(run, tenant_id)
     return ResolveResult(**vars(report))
+
+
+@router.get("/v1/tenants/{tenant_id}/identity/status")
+def status(tenant_id: IdentityRead, db: DbDep) -> ResolveStatus:
+    """How far resolution trails ingest: the events committed and not resolved yet, and
+    how long ago the oldest of them arrived."""
+    return admin.status(db, tenant=tenant_id)
 
 
 @router.get("/v1/tenants/{tenant_id}/identity/rules")

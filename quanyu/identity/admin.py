@@ -13,6 +13,7 @@ from quanyu.identity.models import (
     ConflictPage,
     Evaluation,
     IdentifierRef,
+    ResolveStatus,
     format_oneid,
 )
 from quanyu.identity.secrets import decrypt
@@ -38,6 +39,22 @@ def find(
             " carrying it have been sent (resolution follows ingest within a second)."
         )
     return int(row[0]), IdentifierRef(type=row[2], value=row[3], profile=format_oneid(row[1]))
+
+
+def status(db: Session, *, tenant: str) -> ResolveStatus:
+    """How far resolution has come with the tenant's committed events."""
+    state = db.one(q.GET_STATE, [tenant])
+    resolved = int(state[4]) if state is not None else 0
+    row = db.one(q.PENDING_STATUS, [tenant, resolved])
+    pending, upto, oldest = (int(row[0]), row[1], row[2]) if row else (0, None, None)
+    lag = max(0.0, (utcnow() - oldest).total_seconds()) if oldest is not None else 0.0
+    return ResolveStatus(
+        resolved_seq=resolved,
+        pending_events=pending,
+        pending_upto=int(upto) if upto is not None else None,
+        oldest_pending_at=oldest,
+        lag_seconds=round(lag, 3),
+    )
 
 
 def list_conflicts(

@@ -26,6 +26,21 @@ class ResolveResult(BaseModel):
     profiles: int = Field(0, description="People after a full rebuild.")
 
 
+class ResolveStatus(BaseModel):
+    """How far resolution has come with a tenant's committed events."""
+
+    resolved_seq: int = Field(description="Group commits up to this number are resolved.")
+    pending_events: int = Field(description="Committed events not resolved yet.")
+    pending_upto: int | None = Field(description="The newest commit holding such an event.")
+    oldest_pending_at: datetime | None = Field(
+        description="When the oldest of them arrived (UTC); null when none is pending."
+    )
+    lag_seconds: float = Field(
+        description="Seconds since that arrival: how far resolution trails ingest (0 when"
+        " nothing is pending). Under steady ingest it stays under a second."
+    )
+
+
 class IdentifierRef(BaseModel):
     type: str
     value: str = Field(description="Masked for PII types.")

@@ -32,6 +32,13 @@ PENDING_TENANTS = statement(
     "SELECT tenant_id, max(commit_seq) FROM events WHERE commit_seq > ? GROUP BY tenant_id",
     tenant_scoped=False,
 )
+#: A tenant's committed events after its cursor: how many, the newest commit holding one,
+#: and when the oldest arrived. Parameters: tenant, cursor.
+PENDING_STATUS = statement(
+    "identity.pending_status",
+    "SELECT count(*), max(commit_seq), min(received_at) FROM events"
+    " WHERE tenant_id = ? AND commit_seq > ?",
+)
 #: Events per commit after a tenant's cursor, to cut the work into batches.
 PENDING_COMMITS = statement(
     "identity.pending_commits",

@@ -322,3 +322,30 @@ def test_identifiers_met_before_resolve_from_memory_as_from_scratch(
         q = "SELECT count(*), count(DISTINCT node_id) FROM event_nodes"
         assert a.raw(q) == b.raw(q)  # type: ignore[attr-defined]
     scratch.close()
+
+
+def test_status_counts_the_committed_events_not_resolved_yet(
+    engine: DuckDBEngine, tmp_path: Path
+) -> None:
+    from quanyu.identity import admin
+
+    r = resolver(engine, tmp_path)
+    with engine.connect() as db:
+        empty = admin.status(db, tenant=TENANT)
+    assert (empty.pending_events, empty.pending_upto, empty.lag_seconds) == (0, None, 0.0)
+    send(engine, [{"anonymousId": "a1", "traits": {"unionid": "U1"}}])
+    send(engine, [{"anonymousId": f"a{i}"} for i in range(2, 5)])
+    send(engine, [{"anonymousId": "b1"}], tenant="ten_b")  # another tenant's: not counted
+    with engine.connect() as db:
+        behind = admin.status(db, tenant=TENANT)
+    assert behind.resolved_seq == 0 and behind.pending_events == 4
+    assert behind.pending_upto == 2  # the two commits of this tenant; the third is ten_b's
+    assert behind.oldest_pending_at == NOW.replace(tzinfo=None)
+    assert behind.lag_seconds > 0  # NOW is in the past: the events have waited since
+    r.catch_up(TENANT)
+    with engine.connect() as db:
+        done = admin.status(db, tenant=TENANT)
+        other = admin.status(db, tenant="ten_b")
+    assert (done.resolved_seq, done.pending_events, done.lag_seconds) == (2, 0, 0.0)
+    assert done.oldest_pending_at is None
+    assert (other.pending_events, other.pending_upto) == (1, 3)

@@ -134,6 +134,28 @@ def test_full_rebuild_through_the_cli_keeps_every_person(server: Server, tenant:
     assert {u: wait_profile(server, tenant, "unionid", u) for u in before} == before
 
 
+def test_status_shows_resolution_catching_up_through_the_api_and_the_cli(
+    server: Server, tenant: Tenant
+) -> None:
+    send(
+        server,
+        tenant.write_key,
+        *[identify(anonymous=f"st{i}", unionid=f"SU{i}") for i in range(5)],
+    )
+    wait_profile(server, tenant, "unionid", "SU4")
+    with server.api(tenant.secret) as c:
+        deadline = time.monotonic() + 5
+        while (found := c.get(f"/v1/tenants/{tenant.id}/identity/status").json())["pending_events"]:
+            assert time.monotonic() < deadline, found
+            time.sleep(0.05)
+    assert found["resolved_seq"] >= 1 and found["lag_seconds"] == 0.0
+    assert found["pending_upto"] is None and found["oldest_pending_at"] is None
+    out = cli(server, "resolve", "--status", "--tenant", tenant.id, "--json")
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)[0]
+    assert shown["pending_events"] == 0 and shown["resolved_seq"] >= found["resolved_seq"]
+
+
 def test_people_are_invisible_to_another_tenant(server: Server) -> None:
     a, b = server.new_tenant(), server.new_tenant()
     send(server, b.write_key, identify(anonymous="x", unionid="SECRET-U"))
