@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import free_port, machine, process, quanyu, segment_batch  # noqa: E402
@@ -75,6 +76,23 @@ def run_wrk(
     }
 
 
+def catch_up(status_url: str, secret: str, bound: float = 120.0) -> tuple[int, float]:
+    """Events committed but not resolved when the load stopped, and the seconds until the
+    server's background resolver had them all (polled; ``bound`` at most)."""
+    started = time.monotonic()
+    backlog = -1
+    with httpx.Client(headers={"Authorization": f"Bearer {secret}"}, timeout=30) as http:
+        while True:
+            r = http.get(status_url)
+            r.raise_for_status()
+            pending = int(r.json()["pending_events"])
+            backlog = pending if backlog < 0 else backlog
+            waited = time.monotonic() - started
+            if pending == 0 or waited > bound:
+                return backlog, waited
+            time.sleep(0.05)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
@@ -113,9 +131,10 @@ def main() -> None:
         base = run_wrk(url, body, "eDo=", args.seconds, args.connections)
 
     data = work / "data"
-    quanyu(data, "tenants", "create", "Bench Group")
+    tenant = quanyu(data, "tenants", "create", "Bench Group")
     source = quanyu(data, "sources", "create", "Bench web", "--kind", "web")
-    assert isinstance(source, dict)
+    key = quanyu(data, "keys", "create", "bench", "--scope", "identity:read")
+    assert isinstance(tenant, dict) and isinstance(source, dict) and isinstance(key, dict)
     auth = base64.b64encode(f"{source['write_key']}:".encode()).decode()
     port = free_port()
     with process(
@@ -126,6 +145,9 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/v1/batch"
         warm = run_wrk(url, body, auth, 2, args.connections)
         ours = run_wrk(url, body, auth, args.seconds, args.connections)
+        backlog, caught_up = catch_up(
+            f"http://127.0.0.1:{port}/v1/tenants/{tenant['id']}/identity/status", key["secret"]
+        )
     con = duckdb.connect(str(data / "quanyu.duckdb"), read_only=True)
     stored = con.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
     con.close()
@@ -143,6 +165,10 @@ def main() -> None:
         f" p99_ms={ours['p99_ms']:.1f} non2xx={ours['non2xx']}"
     )
     print(f"ingest_http_ratio_to_baseline={ours_eps / base_eps:.2f}")
+    print(
+        f"identity_backlog_at_end_events={backlog} resolved_all_after_s={caught_up:.2f}"
+        " (the background resolver following the same ingest)"
+    )
     print(
         f"durability_check: acknowledged={acked} stored={stored}"
         f" {'OK' if stored >= acked else 'LOST EVENTS'}"
