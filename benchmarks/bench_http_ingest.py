@@ -80,17 +80,18 @@ def catch_up(status_url: str, secret: str, bound: float = 120.0) -> tuple[int, f
     """Events committed but not resolved when the load stopped, and the seconds until the
     server's background resolver had them all (polled; ``bound`` at most)."""
     started = time.monotonic()
-    backlog = -1
     with httpx.Client(headers={"Authorization": f"Bearer {secret}"}, timeout=30) as http:
-        while True:
+
+        def pending() -> int:
             r = http.get(status_url)
             r.raise_for_status()
-            pending = int(r.json()["pending_events"])
-            backlog = pending if backlog < 0 else backlog
-            waited = time.monotonic() - started
-            if pending == 0 or waited > bound:
-                return backlog, waited
+            return int(r.json()["pending_events"])
+
+        backlog = left = pending()
+        while left and time.monotonic() - started <= bound:
             time.sleep(0.05)
+            left = pending()
+    return backlog, time.monotonic() - started
 
 
 def main() -> None:

@@ -784,6 +784,9 @@ def resolve(
     as_json: JsonOpt = False,
 ) -> None:
     """Resolve events into people (OneID); optionally rebuild all, or score against a truth."""
+    if status and (full or evaluate is not None):
+        raise InvalidRequest("--status only reads how far resolution is: run it without --full"
+                             " and --evaluate.")  # fmt: skip
     with client() as c:
         t = resolve_tenant(c, tenant)
         if status:

@@ -46,11 +46,12 @@ def status(db: Session, *, tenant: str) -> ResolveStatus:
     state = db.one(q.GET_STATE, [tenant])
     resolved = int(state[4]) if state is not None else 0
     row = db.one(q.PENDING_STATUS, [tenant, resolved])
-    pending, upto, oldest = (int(row[0]), row[1], row[2]) if row else (0, None, None)
+    assert row is not None  # an aggregate: always one row
+    pending, upto, oldest = row
     lag = max(0.0, (utcnow() - oldest).total_seconds()) if oldest is not None else 0.0
     return ResolveStatus(
         resolved_seq=resolved,
-        pending_events=pending,
+        pending_events=int(pending),
         pending_upto=int(upto) if upto is not None else None,
         oldest_pending_at=oldest,
         lag_seconds=round(lag, 3),

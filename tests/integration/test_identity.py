@@ -154,6 +154,8 @@ def test_status_shows_resolution_catching_up_through_the_api_and_the_cli(
     assert out.returncode == 0, out.stderr
     shown = json.loads(out.stdout)[0]
     assert shown["pending_events"] == 0 and shown["resolved_seq"] >= found["resolved_seq"]
+    both = cli(server, "resolve", "--status", "--full", "--tenant", tenant.id)
+    assert both.returncode != 0 and "without --full" in both.stderr + both.stdout
 
 
 def test_people_are_invisible_to_another_tenant(server: Server) -> None:
