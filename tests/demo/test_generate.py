@@ -311,7 +311,10 @@ def test_sources_are_well_formed() -> None:
 
 
 def test_small_dataset_is_fast(timed: tuple[DemoData, float]) -> None:
-    assert timed[1] < 1.0
+    # a guard against per-row Python creeping into generation (it takes ~0.3 s idle), not
+    # a speed figure: the demo's speed is measured by hand and in BENCHMARKS.md. Loose,
+    # as two test workers beside other load on two cores once took 1.25 s.
+    assert timed[1] < 5.0
 
 
 def test_chunked_string_building_matches_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -211,7 +211,11 @@ def test_kill_9_loses_no_answered_scan_and_folds_each_once(fresh_server: Server)
     client = Scans(server.url, tenant.id, stop)
     thread = threading.Thread(target=client.run, daemon=True)
     thread.start()
-    time.sleep(1.5)
+    # kill mid-stream once enough scans were answered (a loaded machine answers fewer a
+    # second, so wait for a count, not for a time)
+    deadline = time.monotonic() + DEADLINE
+    while len(client.acked) < 40 and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
     killed_at = time.monotonic()
     server.kill()
     before_kill = {d for at, d, _ in client.acked if at < killed_at}
