@@ -149,6 +149,8 @@ def main() -> None:
         backlog, caught_up = catch_up(
             f"http://127.0.0.1:{port}/v1/tenants/{tenant['id']}/identity/status", key["secret"]
         )
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+        journaled = re.search(r"^quanyu_events_journal_acked_total ([\d.e+]+)$", metrics, re.M)
     con = duckdb.connect(str(data / "quanyu.duckdb"), read_only=True)
     stored = con.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
     con.close()
@@ -166,6 +168,10 @@ def main() -> None:
         f" p99_ms={ours['p99_ms']:.1f} non2xx={ours['non2xx']}"
     )
     print(f"ingest_http_ratio_to_baseline={ours_eps / base_eps:.2f}")
+    print(
+        f"journal_acked_events={float(journaled.group(1)) if journaled else 0:.0f}"
+        " (answered from the ingest journal, their commit held up by a checkpoint)"
+    )
     print(
         f"identity_backlog_at_end_events={backlog} resolved_all_after_s={caught_up:.2f}"
         " (the background resolver following the same ingest)"

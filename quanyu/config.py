@@ -30,6 +30,16 @@ class Settings(BaseSettings):
         default=2.0, description="How long the writer waits to gather a group commit."
     )
     max_commit_events: int = 20_000
+    journal_ack_ms: float | None = Field(
+        default=100.0,
+        ge=0,
+        description=(
+            "A tracking call whose commit takes longer (a database checkpoint holds every"
+            " commit for a second or so) is answered once its events are synced to the"
+            " ingest journal; they reach the database a moment later. Unset: every call"
+            " waits for its commit."
+        ),
+    )
     dedup_window_hours: int = Field(
         default=24,
         ge=24,

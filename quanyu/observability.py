@@ -31,6 +31,11 @@ EVENTS_FLAGGED = Counter(
     ["source", "reason"],
     registry=REGISTRY,
 )
+EVENTS_JOURNAL_ACKED = Counter(
+    "quanyu_events_journal_acked_total",
+    "Events answered once in the ingest journal, their commit being late (a checkpoint).",
+    registry=REGISTRY,
+)
 REQUEST_LATENCY = Histogram(
     "quanyu_request_duration_seconds",
     "HTTP request latency by route and status.",

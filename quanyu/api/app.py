@@ -48,11 +48,13 @@ from quanyu.console import app as console
 from quanyu.delivery.worker import DeliveryWorker
 from quanyu.identity.secrets import load_master_key
 from quanyu.identity.service import Resolver
+from quanyu.ingest.journal import IngestJournal
 from quanyu.ingest.service import Ingestor
 from quanyu.ingest.writer import Writer
 from quanyu.ledger.checkpointer import Checkpointer
 from quanyu.observability import COMMITS
 from quanyu.store import open_store
+from quanyu.store.journal import journal_dir
 
 DESCRIPTION = """
 Quanyu is an API-first omnichannel customer data platform.
@@ -95,6 +97,7 @@ def create_app(
             max_events=settings.max_commit_events,
             linger_ms=settings.commit_interval_ms,
             dedup_window=timedelta(hours=settings.dedup_window_hours),
+            journal=IngestJournal(journal_dir(settings.data_dir)),
         )
         writer.start()
         master_key = load_master_key(settings.data_dir)
@@ -104,6 +107,7 @@ def create_app(
             writer,
             default_rate_limit=settings.default_rate_limit,
             sealers=resolver.sealer,
+            journal_ack=None if settings.journal_ack_ms is None else settings.journal_ack_ms / 1000,
         )
         writer.add_listener(resolver.notify)
         resolver.start()

@@ -190,4 +190,17 @@ MIGRATIONS = [
         ALTER TABLE events_zstd RENAME TO events;
         """,
     ),
+    Migration(
+        "ingest",
+        5,
+        """
+        -- The runs of journal records (quanyu/ingest/journal.py) each group commit
+        -- stored: a record the table does not name is committed again at start.
+        CREATE TABLE ingest_journal (
+            first_record BIGINT NOT NULL,
+            last_record BIGINT NOT NULL,
+            commit_seq BIGINT NOT NULL
+        );
+        """,
+    ),
 ]

@@ -41,7 +41,12 @@ from quanyu.ingest.normalize import (
 )
 from quanyu.ingest.pii import Sealer
 from quanyu.ingest.writer import Chunk, Writer
-from quanyu.observability import EVENTS_ACCEPTED, EVENTS_FLAGGED, EVENTS_REJECTED
+from quanyu.observability import (
+    EVENTS_ACCEPTED,
+    EVENTS_FLAGGED,
+    EVENTS_JOURNAL_ACKED,
+    EVENTS_REJECTED,
+)
 from quanyu.tenancy import service as tenancy
 from quanyu.tenancy.models import WriteKeyAuth
 
@@ -82,8 +87,12 @@ class Ingestor:
         *,
         default_rate_limit: int,
         sealers: Callable[[str], Sealer | None] | None = None,
+        journal_ack: float | None = None,
     ) -> None:
+        """``journal_ack``: seconds after which a request whose commit has not come is
+        answered once its chunk is in the writer's journal (None: always at the commit)."""
         self.engine = engine
+        self.journal_ack = journal_ack
         self._sealers = sealers
         self.writer = writer
         self.default_rate_limit = default_rate_limit
@@ -244,11 +253,7 @@ class Ingestor:
                     " retry it in a moment."
                 )
             try:
-                # shielded: a client that hangs up must not cancel the commit under way
-                await asyncio.wait_for(
-                    asyncio.shield(asyncio.wrap_future(self.writer.submit(chunk))),
-                    self.commit_timeout,
-                )
+                await self._durable(chunk)
             except TimeoutError as e:
                 # it may still commit; a retry then finds its messageIds and adds nothing
                 raise Unavailable(
@@ -267,6 +272,38 @@ class Ingestor:
         if chunk.count:
             EVENTS_ACCEPTED.labels(auth.source_id).inc(chunk.count)
         return chunk.count
+
+    async def _durable(self, chunk: Chunk) -> None:
+        """Submit ``chunk``; return once it is committed, or once it is in the journal and
+        its commit is later than ``journal_ack``.
+
+        Raises:
+            TimeoutError: neither within ``commit_timeout``.
+        """
+        committed = asyncio.wrap_future(self.writer.submit(chunk))
+        if self.journal_ack is None:
+            # shielded: a client that hangs up must not cancel the commit under way
+            # (asyncio.wait below cancels nothing)
+            await asyncio.wait_for(asyncio.shield(committed), self.commit_timeout)
+            return
+        done, _ = await asyncio.wait({committed}, timeout=self.journal_ack)
+        if not done:
+            waiting: set[asyncio.Future[Any]] = {committed}
+            if self.writer.journal(chunk):
+                waiting.add(asyncio.wrap_future(chunk.journaled))
+            done, _ = await asyncio.wait(
+                waiting,
+                timeout=self.commit_timeout - self.journal_ack,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not done:
+                raise TimeoutError
+            if committed not in done:
+                # the writer logs a failure; nobody else will read it
+                committed.add_done_callback(lambda f: f.cancelled() or f.exception())
+                EVENTS_JOURNAL_ACKED.inc(chunk.count)
+                return
+        committed.result()
 
     async def reject_body(self, auth: WriteKeyAuth, body: bytes, err: BadBody) -> None:
         """Keep an unparseable body in the dead-letter store, then let the caller answer 400."""

@@ -118,3 +118,27 @@ UPDATE_DEAD_LETTER_PAYLOAD = statement(
     "UPDATE dead_letters SET payload = ? WHERE tenant_id = ? AND id = ? AND status = 'open'",
     requires=(Capability.ROW_UPDATES,),
 )
+
+#: Note that a commit holds the journal records first..last (params: first, last, seq).
+INSERT_JOURNAL_RANGE = statement(
+    "ingest.insert_journal_range",
+    "INSERT INTO ingest_journal (first_record, last_record, commit_seq) VALUES (?, ?, ?)",
+    tenant_scoped=False,
+)
+#: The committed runs of journal records that end at or after a record.
+JOURNAL_RANGES = statement(
+    "ingest.journal_ranges",
+    "SELECT first_record, last_record FROM ingest_journal WHERE last_record >= ?",
+    tenant_scoped=False,
+)
+LAST_JOURNAL_RECORD = statement(
+    "ingest.last_journal_record",
+    "SELECT coalesce(max(last_record), 0) FROM ingest_journal",
+    tenant_scoped=False,
+)
+#: Forget the runs of records in journal files already deleted (params: oldest kept).
+PRUNE_JOURNAL_RANGES = statement(
+    "ingest.prune_journal_ranges",
+    "DELETE FROM ingest_journal WHERE last_record < ?",
+    tenant_scoped=False,
+)

@@ -24,6 +24,7 @@ import pyarrow as pa
 from quanyu.engine import DuplicateKey, Engine
 from quanyu.ids import new_id
 from quanyu.ingest import sql as q
+from quanyu.ingest.journal import IngestJournal
 from quanyu.ingest.normalize import ROW_FIELDS, Normalized, Reject
 from quanyu.ingest.schema import EVENT_COLUMNS
 
@@ -67,6 +68,13 @@ class Chunk:
     dead: list[Reject] = field(default_factory=list)
     future: Future[int] = field(default_factory=Future)
     rows: list[tuple[Any, ...]] = field(default_factory=list)
+    #: resolves once the chunk is synced to the journal (see :meth:`Writer.journal`)
+    journaled: Future[None] = field(default_factory=Future)
+    #: its number in the writer's journal (given at submit when the writer has one)
+    record: int | None = None
+    #: set under the journal's lock: in the journal; committed
+    in_journal: bool = False
+    committed: bool = False
 
     @property
     def count(self) -> int:
@@ -167,6 +175,8 @@ def events_table(chunks: list[Chunk]) -> pa.Table:
 def write_chunks(engine: Engine, chunks: list[Chunk], seq: int | None = None) -> dict[str, int]:
     """Store ``chunks`` in one transaction; return new (non-duplicate) events per source.
 
+    The numbers of the chunks' journal records, if any, are stored with them.
+
     ``seq`` numbers the commit (``events.commit_seq``); by default, one past the last.
 
     Repeats are rare (a client's retry), so the group goes in with plain inserts (the
@@ -237,7 +247,54 @@ def _write(
         now = chunks[0].received_at if chunks else None
         for (tenant_id, source_id), n in received.items():
             db.execute(q.INSERT_COMMIT_STATS, [tenant_id, source_id, now, n, inserted[source_id]])
+        for first, last in _runs(sorted(c.record for c in chunks if c.record is not None)):
+            db.execute(q.INSERT_JOURNAL_RANGE, [first, last, seq])
     return dict(+inserted)  # sources with new events only
+
+
+def _runs(numbers: list[int]) -> list[tuple[int, int]]:
+    """Sorted numbers as (first, last) runs of consecutive ones."""
+    runs: list[tuple[int, int]] = []
+    for n in numbers:
+        if runs and runs[-1][1] == n - 1:
+            runs[-1] = (runs[-1][0], n)
+        else:
+            runs.append((n, n))
+    return runs
+
+
+def replay_journal(engine: Engine, journal: IngestJournal, *, max_events: int = 20_000) -> int:
+    """Commit the journal records earlier runs left that the database does not hold, then
+    open the journal for appending; return the highest record number in use.
+
+    A record whose events were committed before (its commit died after the database's
+    but before the journal heard) adds nothing: the dedup keys see to that.
+    """
+    pending = journal.pending()
+    done: list[tuple[int, int]] = []
+    if pending:
+        with engine.connect() as db:
+            low = min(r.number for r in pending)
+            done = [(int(a), int(b)) for a, b in db.execute(q.JOURNAL_RANGES, [low])]
+    todo = [r for r in pending if not any(a <= r.number <= b for a, b in done)]
+    seq = last_commit_seq(engine)
+    group: list[Chunk] = []
+    for i, r in enumerate(todo):
+        group.append(Chunk(r.tenant_id, r.source_id, r.brand_id, r.received_at, dead=r.dead,
+                           rows=r.rows, record=r.number))  # fmt: skip
+        if sum(c.count for c in group) >= max_events or i == len(todo) - 1:
+            seq += 1
+            write_chunks(engine, group, seq)
+            group = []
+    if todo:
+        log.warning(
+            "journal replayed",
+            extra={"fields": {"records": len(todo), "events": sum(len(r.rows) for r in todo)}},
+        )
+    with engine.connect() as db:
+        row = db.one(q.LAST_JOURNAL_RECORD)
+    journal.start()
+    return max([int(row[0]) if row else 0, *(r.number for r in pending)])
 
 
 def _settle(future: Future[int], *, result: int = 0, error: BaseException | None = None) -> None:
@@ -264,10 +321,17 @@ class Writer:
         max_events: int = 20_000,
         linger_ms: float = 2.0,
         dedup_window: timedelta | None = None,
+        journal: IngestJournal | None = None,
     ):
         """With ``dedup_window``, keys older than it are let go: checked every 10 minutes,
-        deleted :data:`PRUNE_SLICE` at a time, a second apart while more are due."""
+        deleted :data:`PRUNE_SLICE` at a time, a second apart while more are due.
+
+        With ``journal``, :meth:`journal` has a chunk whose commit is late synced to the
+        journal; :meth:`start` first commits what an earlier run left there.
+        """
         self._engine = engine
+        self._journal = journal
+        self._next_record = 1
         self._window = dedup_window
         self._prune_at = time.monotonic() + self.PRUNE_EVERY
         self._max_events = max_events
@@ -281,6 +345,9 @@ class Writer:
         self.commits = 0
 
     def start(self) -> None:
+        if self._journal is not None:
+            last = replay_journal(self._engine, self._journal, max_events=self._max_events)
+            self._next_record = last + 1
         self._seq = last_commit_seq(self._engine)
         self._thread.start()
 
@@ -302,13 +369,28 @@ class Writer:
         """Queue a chunk; its future resolves with the count stored once committed."""
         with self._lock:
             self._pending += chunk.count
-        self._queue.put(chunk)
+            if self._journal is not None:
+                # numbered in queue order: a group commit holds a run of numbers
+                chunk.record = self._next_record
+                self._next_record += 1
+            self._queue.put(chunk)
         return chunk.future
 
+    def journal(self, chunk: Chunk) -> bool:
+        """Have a submitted chunk of normalised rows synced to the journal, unless its
+        commit comes first; its ``journaled`` future resolves when it is durable there.
+        False (and nothing done) without a journal, or for a chunk of Arrow rows."""
+        if self._journal is None or chunk.events is not None or chunk.record is None:
+            return False
+        self._journal.add(chunk)
+        return True
+
     def stop(self, timeout: float = 30.0) -> None:
-        """Commit what is queued, then end the thread."""
+        """Commit what is queued, then end the threads."""
         self._queue.put(None)
         self._thread.join(timeout)
+        if self._journal is not None and not self._thread.is_alive():
+            self._journal.stop()
 
     def _gather(self, first: Chunk) -> tuple[list[Chunk], bool]:
         chunks, total, stopping = [first], first.count, False
@@ -336,12 +418,18 @@ class Writer:
             try:
                 inserted = write_chunks(self._engine, chunks, self._seq + 1)
             except Exception as e:  # noqa: BLE001 - every waiter must hear of the failure
-                log.exception("group commit of %d chunks failed", len(chunks))
+                log.exception(
+                    "group commit of %d chunks failed (those in the journal are committed"
+                    " again at the next start)",
+                    len(chunks),
+                )
                 for c in chunks:
                     _settle(c.future, error=e)
             else:
                 self._seq += 1
                 self.commits += 1
+                if self._journal is not None:
+                    self._journal.committed(chunks)
                 for listener in self._listeners:
                     listener(self._seq)
                 if log.isEnabledFor(logging.DEBUG):
@@ -368,6 +456,10 @@ class Writer:
     def _prune(self, window: timedelta) -> None:
         n = 0
         try:
+            if self._journal is not None:
+                kept = self._journal.lowest_kept()
+                with self._engine.connect() as db, db.transaction():
+                    db.execute(q.PRUNE_JOURNAL_RANGES, [kept or self._next_record])
             n = prune_keys(self._engine, datetime.now(UTC).replace(tzinfo=None) - window)
         except Exception:  # noqa: BLE001 - the keys stay; the next pruning tries again
             log.exception("pruning the dedup keys failed")

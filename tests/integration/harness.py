@@ -65,8 +65,10 @@ class Tenant:
 class Server:
     """One ``quanyu serve`` process on a data dir; it can be killed and restarted."""
 
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(self, root: Path, port: int | None = None, env: dict[str, str] | None = None):
+        """``env``: settings of this server beyond :func:`server_env`'s."""
         self.root = root
+        self.env = env or {}
         self.data_dir = root / "data"
         self.log_path = root / "server-stderr.log"
         self.port = port or free_port()
@@ -97,7 +99,7 @@ class Server:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "quanyu.cli", "serve", "--port", str(self.port)],
-            env=server_env(self.data_dir),
+            env={**server_env(self.data_dir), **self.env},
             cwd=self.root,
             stdout=log,
             stderr=log,

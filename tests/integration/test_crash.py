@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import httpx
@@ -243,3 +244,36 @@ def test_kill_9_loses_no_answered_scan_and_folds_each_once(fresh_server: Server)
     assert not lost, f"{len(lost)} answered scans were lost, e.g. {sorted(lost)[:3]}"
     once = [d for _, d, tries in client.acked if tries == 1]
     assert all(counts[d] == 1 for d in once), "a scan was folded twice"
+
+
+def test_kill_9_after_a_journal_answer_keeps_the_events(tmp_path: Path) -> None:
+    """A request answered from the journal (its commit late) survives a kill -9 that comes
+    before the commit: the next start commits it, once."""
+    # the writer waits 5 s for more events before it commits; the journal answers at once
+    server = Server(
+        tmp_path, env={"QUANYU_JOURNAL_ACK_MS": "0", "QUANYU_COMMIT_INTERVAL_MS": "5000"}
+    )
+    server.start()
+    try:
+        tenant = server.new_tenant()
+        ids = [f"journal-{uuid.uuid4().hex}" for _ in range(50)]
+        batch: list[object] = [{"type": "track", "userId": "u", "event": "E", "messageId": m}
+                               for m in ids]  # fmt: skip
+        batch.append({"type": "track", "event": "No user"})  # a dead letter, kept once too
+        started = time.monotonic()
+        r = httpx.post(f"{server.url}/v1/batch", json={"batch": batch},
+                       auth=(tenant.write_key, ""), timeout=10)  # fmt: skip
+        assert r.status_code == 200, r.text
+        metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+        server.kill()
+        assert time.monotonic() - started < 5, "the commit may have come before the kill"
+        assert "quanyu_events_journal_acked_total 50.0" in metrics
+        assert list((server.data_dir / "journal").glob("ingest-*")), "nothing in the journal"
+        server.restart()
+        assert sorted(e["message_id"] for e in server.events(tenant)) == sorted(ids)
+        letters = server.dead_letters(tenant)
+        assert [x["code"] for x in letters] == ["missing_identity"], letters
+        server.restart()  # the journal is spent: a second start adds nothing
+        assert len(server.events(tenant)) == len(ids)
+    finally:
+        server.stop()
