@@ -156,6 +156,18 @@ class IngestJournal:
                 del self._lowest[segment]
         self.journal.release(Position(upto, 0))
 
+    def tidy(self) -> None:
+        """Let the segment being written go too once all it holds is committed: start a
+        new one (the journal thread does it), and release what is done (now or at the
+        next call). Without it, a segment that journals rarely would keep its records,
+        and their commits' numbers in the database, until it filled."""
+        with self._lock:
+            idle = not any(self._open.values())
+            written = self.journal.position.segment in self._lowest
+        if idle and written:
+            self.journal.rotate()
+        self._release()
+
     def lowest_kept(self) -> int | None:
         """The lowest record number in a segment still kept (None: none is)."""
         with self._lock:

@@ -457,6 +457,7 @@ class Writer:
         n = 0
         try:
             if self._journal is not None:
+                self._journal.tidy()
                 kept = self._journal.lowest_kept()
                 with self._engine.connect() as db, db.transaction():
                     db.execute(q.PRUNE_JOURNAL_RANGES, [kept or self._next_record])

@@ -3,6 +3,7 @@ and what it holds committed exactly once at the next start."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from quanyu.engine.duckdb import DuckDBEngine
@@ -52,6 +53,23 @@ def test_a_segment_goes_once_every_record_up_to_it_is_committed(tmp_path: Path) 
     journal.committed([chunks[2]])
     journal.stop()
     assert files(tmp_path / "j") == []
+
+
+def test_a_segment_that_journals_rarely_goes_once_committed(tmp_path: Path) -> None:
+    journal = IngestJournal(tmp_path / "j")
+    journal.start()
+    c = chunk(["rare"])
+    journaled(journal, c, 7)
+    journal.committed([c])
+    assert files(tmp_path / "j") == ["ingest-00000001.journal"]  # still being written
+    assert journal.lowest_kept() == 7
+    deadline = time.monotonic() + 10
+    while files(tmp_path / "j") != ["ingest-00000002.journal"]:
+        assert time.monotonic() < deadline, files(tmp_path / "j")
+        journal.tidy()  # the writer's pruning does this every ten minutes
+        time.sleep(0.01)
+    assert journal.lowest_kept() is None
+    journal.stop()
 
 
 def test_a_late_commit_is_journaled_first_and_committed_once(
