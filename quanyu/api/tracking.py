@@ -153,7 +153,8 @@ def _single_route(kind: str, *paths: str) -> None:
 
     handler.__doc__ = (
         f"Record a Segment `{kind}` call. The write key comes from basic auth, `X-Write-Key`,"
-        " `?writeKey=` or the body. 200 means committed."
+        " `?writeKey=` or the body. 200 means durable: committed, or (a commit later than"
+        " `QUANYU_JOURNAL_ACK_MS`) synced to the ingest journal and committed a moment later."
     )
     for i, path in enumerate(paths):
         router.add_api_route(
@@ -176,7 +177,8 @@ for _kind in ("identify", "track", "page", "screen", "group", "alias"):
 @router.post("/v1/batch", response_model=Accepted, openapi_extra=_BODY_DOC, responses=_RESPONSES)
 async def batch(request: Request, ingestor: IngestorDep) -> Response:
     """Record up to 2,500 messages (500 KB). Invalid ones go to the dead-letter store and are
-    listed in the answer; the rest are committed before the 200."""
+    listed in the answer; the rest are durable before the 200: committed, or (a commit later
+    than `QUANYU_JOURNAL_ACK_MS`) synced to the ingest journal and committed a moment later."""
     return await _batch(request, ingestor)
 
 

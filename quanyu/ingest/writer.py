@@ -2,8 +2,9 @@
 
 Request handlers hand the writer a :class:`Chunk` and wait on its future; the writer
 drains whatever chunks are queued, writes them in one transaction, commits, and only
-then resolves every future. A 200 therefore always means committed, and one commit
-(one WAL sync) serves many requests, which keeps the database off the event loop.
+then resolves every future. One commit (one WAL sync) serves many requests, which keeps
+the database off the event loop. A request whose commit is late (a checkpoint) is
+answered from the ingest journal instead (:mod:`quanyu.ingest.journal`).
 """
 
 from __future__ import annotations
