@@ -46,6 +46,12 @@ REQUEST_LATENCY = Histogram(
 QUEUE_DEPTH = Gauge(
     "quanyu_writer_queue_events", "Events waiting for the group commit.", registry=REGISTRY
 )
+IDENTITY_COMMITS_BEHIND = Gauge(
+    "quanyu_identity_commits_behind",
+    "Group commits whose events the identity resolver has not resolved yet (0: caught up;"
+    " GET /v1/tenants/{t}/identity/status has the events and seconds per tenant).",
+    registry=REGISTRY,
+)
 CODE_SNAPSHOT_CODES = Gauge(
     "quanyu_code_snapshot_codes",
     "Codes in the scan path's in-memory snapshot, by tenant (absent while it loads).",

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from quanyu.api.deps import IngestorDep
 from quanyu.errors import Unavailable
-from quanyu.observability import QUEUE_DEPTH, REGISTRY
+from quanyu.observability import IDENTITY_COMMITS_BEHIND, QUEUE_DEPTH, REGISTRY
 
 router = APIRouter(tags=["operations"])
 
@@ -30,7 +30,10 @@ def readyz(request: Request, ingestor: IngestorDep) -> dict[str, object]:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(ingestor: IngestorDep) -> Response:
+def metrics(request: Request, ingestor: IngestorDep) -> Response:
     """Prometheus text exposition."""
     QUEUE_DEPTH.set(ingestor.writer.depth)
+    resolver = getattr(request.app.state, "resolver", None)
+    if resolver is not None:
+        IDENTITY_COMMITS_BEHIND.set(resolver.commits_behind)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -93,6 +93,8 @@ class Resolver:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._seen_seq = 0
+        self._notified = 0  # the last commit the writer announced
+        self._done = 0  # every commit up to this one is resolved
         self._listeners: list[Callable[[], None]] = []
 
     def add_listener(self, listener: Callable[[], None]) -> None:
@@ -100,9 +102,16 @@ class Resolver:
         self._listeners.append(listener)
 
     # --- background ---------------------------------------------------------------------
-    def notify(self, _seq: int = 0) -> None:
+    def notify(self, seq: int = 0) -> None:
         """Wake the background thread (the writer calls this after each commit)."""
+        self._notified = max(self._notified, seq)
         self._wake.set()
+
+    @property
+    def commits_behind(self) -> int:
+        """Group commits announced since the start of the last background run that
+        finished: 0 when resolution has caught up with ingest."""
+        return max(0, self._notified - self._done)
 
     def start(self) -> None:
         """Resolve in a background thread until :meth:`stop`."""
@@ -123,9 +132,10 @@ class Resolver:
         while not self._stopping.is_set():
             self._wake.wait(1.0)
             self._wake.clear()
-            started = time.monotonic()
+            started, target = time.monotonic(), self._notified
             try:
                 self.catch_up()
+                self._done = max(self._done, target)
             except Exception:  # noqa: BLE001 - logged; the next wake retries from the store
                 log.exception("identity resolution failed; retrying on the next commit")
                 self._stopping.wait(1.0)

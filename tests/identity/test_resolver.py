@@ -6,6 +6,7 @@ import dataclasses
 import json
 import random
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -349,3 +350,28 @@ def test_status_counts_the_committed_events_not_resolved_yet(
     assert (done.resolved_seq, done.pending_events, done.lag_seconds) == (2, 0, 0.0)
     assert done.oldest_pending_at is None
     assert (other.pending_events, other.pending_upto) == (1, 3)
+
+
+def test_commits_behind_counts_announced_commits_until_a_background_run_ends(
+    engine: DuckDBEngine, tmp_path: Path
+) -> None:
+    r = resolver(engine, tmp_path)
+    send(engine, [{"anonymousId": "g1", "traits": {"unionid": "G1"}}])
+    send(engine, [{"anonymousId": "g2"}])
+    r.notify(1)
+    r.notify(2)
+    assert r.commits_behind == 2  # no run yet
+    r.start()
+    try:
+        deadline = time.monotonic() + 10
+        while r.commits_behind:
+            assert time.monotonic() < deadline, "the background run did not catch up"
+            time.sleep(0.02)
+    finally:
+        r.stop()
+    from quanyu.identity import admin
+
+    with engine.connect() as db:
+        assert admin.status(db, tenant=TENANT).pending_events == 0
+    r.notify(3)  # a commit announced after the run: behind again until the next one
+    assert r.commits_behind == 1

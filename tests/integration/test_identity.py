@@ -149,6 +149,11 @@ def test_status_shows_resolution_catching_up_through_the_api_and_the_cli(
             assert time.monotonic() < deadline, found
             time.sleep(0.05)
     assert found["resolved_seq"] >= 1 and found["lag_seconds"] == 0.0
+    deadline = time.monotonic() + 5  # the gauge follows the background runs of every tenant
+    behind = "quanyu_identity_commits_behind 0.0"
+    while behind not in (m := httpx.get(f"{server.url}/metrics").text):
+        assert time.monotonic() < deadline, [x for x in m.splitlines() if "behind" in x]
+        time.sleep(0.05)
     assert found["pending_upto"] is None and found["oldest_pending_at"] is None
     out = cli(server, "resolve", "--status", "--tenant", tenant.id, "--json")
     assert out.returncode == 0, out.stderr
