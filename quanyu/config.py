@@ -30,14 +30,14 @@ class Settings(BaseSettings):
         default=2.0, description="How long the writer waits to gather a group commit."
     )
     max_commit_events: int = 20_000
-    journal_ack_ms: float | None = Field(
+    journal_ack_ms: float = Field(
         default=100.0,
         ge=0,
         description=(
             "A tracking call whose commit takes longer (a database checkpoint holds every"
             " commit for a second or so) is answered once its events are synced to the"
-            " ingest journal; they reach the database a moment later. Unset: every call"
-            " waits for its commit."
+            " ingest journal; they reach the database a moment later. 60000 (the commit"
+            " timeout) or more: every call waits for its commit."
         ),
     )
     dedup_window_hours: int = Field(

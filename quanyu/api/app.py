@@ -107,7 +107,7 @@ def create_app(
             writer,
             default_rate_limit=settings.default_rate_limit,
             sealers=resolver.sealer,
-            journal_ack=None if settings.journal_ack_ms is None else settings.journal_ack_ms / 1000,
+            journal_ack=settings.journal_ack_ms / 1000,
         )
         writer.add_listener(resolver.notify)
         resolver.start()

@@ -286,14 +286,15 @@ class Ingestor:
             # (asyncio.wait below cancels nothing)
             await asyncio.wait_for(asyncio.shield(committed), self.commit_timeout)
             return
-        done, _ = await asyncio.wait({committed}, timeout=self.journal_ack)
+        first = min(self.journal_ack, self.commit_timeout)
+        done, _ = await asyncio.wait({committed}, timeout=first)
         if not done:
             waiting: set[asyncio.Future[Any]] = {committed}
             if self.writer.journal(chunk):
                 waiting.add(asyncio.wrap_future(chunk.journaled))
             done, _ = await asyncio.wait(
                 waiting,
-                timeout=self.commit_timeout - self.journal_ack,
+                timeout=self.commit_timeout - first,
                 return_when=asyncio.FIRST_COMPLETED,
             )
             if not done:

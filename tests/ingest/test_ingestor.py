@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pytest
 
 from quanyu.engine.duckdb import DuckDBEngine
 from quanyu.errors import RateLimited, Unauthorized
+from quanyu.ingest.journal import IngestJournal
+from quanyu.ingest.normalize import normalize
 from quanyu.ingest.service import Ingestor, TokenBucket
 from quanyu.ingest.writer import Writer
 from quanyu.tenancy import service as tenancy
@@ -68,12 +76,7 @@ def test_token_bucket_lets_an_oversize_batch_through_a_full_bucket() -> None:
 def test_backpressure_and_commit_timeout_answer_503(
     engine: DuckDBEngine, ingestor: Ingestor
 ) -> None:
-    import asyncio
-    import json
-    from datetime import UTC, datetime
-
     from quanyu.errors import Unavailable
-    from quanyu.ingest.normalize import normalize
 
     with engine.connect() as db:
         t = tenancy.create_tenant(db, TenantCreate(name="T"), actor="test")
@@ -93,3 +96,34 @@ def test_backpressure_and_commit_timeout_answer_503(
     ingestor.writer.stop()
     with engine.connect() as db:
         assert db.raw("SELECT count(*) FROM events")[0][0] == 1  # type: ignore[attr-defined]
+
+
+def test_a_late_commit_is_answered_from_the_journal_only_past_the_threshold(
+    engine: DuckDBEngine, tmp_path: Path
+) -> None:
+    with engine.connect() as db:
+        t = tenancy.create_tenant(db, TenantCreate(name="T"), actor="test")
+        src = tenancy.create_source(db, SourceCreate(name="POS"), tenant=t.id, actor="test")
+
+    def stored(ack: float, message_id: str) -> tuple[float, int]:
+        """Seconds until store() returned, and the events committed by then."""
+        writer = Writer(engine, linger_ms=1500, journal=IngestJournal(tmp_path / "journal"))
+        writer.start()  # it commits 1.5 s after a chunk arrives
+        ingestor = Ingestor(engine, writer, default_rate_limit=1000, journal_ack=ack)
+        auth = ingestor.authenticate(src.write_key)
+        msg = {"type": "track", "event": "E", "userId": "u", "messageId": message_id}
+        norm = normalize([json.dumps(msg).encode()], received_at=datetime.now(UTC))
+        started = time.monotonic()
+        asyncio.run(ingestor.store(auth, norm, received_at=datetime.now(UTC)))
+        took = time.monotonic() - started
+        with engine.connect() as db:
+            n = db.raw("SELECT count(*) FROM events WHERE message_id = ?", [message_id])[0][0]  # type: ignore[attr-defined]
+        writer.stop()
+        return took, int(n)
+
+    took, committed = stored(0.05, "from-journal")
+    assert took < 1.0 and committed == 0  # answered from the journal, before the commit
+    took, committed = stored(60.0, "from-commit")
+    assert took >= 1.0 and committed == 1  # a threshold past the commit: its 200 waits
+    with engine.connect() as db:
+        assert db.raw("SELECT count(*) FROM events")[0][0] == 2  # type: ignore[attr-defined]
