@@ -17,7 +17,15 @@ from quanyu.ingest.normalize import normalize
 from quanyu.ingest.service import Ingestor, TokenBucket
 from quanyu.ingest.writer import Writer
 from quanyu.tenancy import service as tenancy
-from quanyu.tenancy.models import SourceCreate, TenantCreate
+from quanyu.tenancy.models import SourceCreate, SourceCreated, Tenant, TenantCreate
+
+
+def pos_source(engine: DuckDBEngine) -> tuple[Tenant, SourceCreated]:
+    """A new tenant and its POS source."""
+    with engine.connect() as db:
+        t = tenancy.create_tenant(db, TenantCreate(name="T"), actor="test")
+        src = tenancy.create_source(db, SourceCreate(name="POS"), tenant=t.id, actor="test")
+    return t, src
 
 
 @pytest.fixture
@@ -26,9 +34,7 @@ def ingestor(engine: DuckDBEngine) -> Ingestor:
 
 
 def test_write_key_use_is_recorded(engine: DuckDBEngine, ingestor: Ingestor) -> None:
-    with engine.connect() as db:
-        t = tenancy.create_tenant(db, TenantCreate(name="T"), actor="test")
-        src = tenancy.create_source(db, SourceCreate(name="POS"), tenant=t.id, actor="test")
+    t, src = pos_source(engine)
     auth = ingestor.authenticate(src.write_key)
     with engine.connect() as db:
         assert tenancy.get_key(db, key_id=auth.key_id).last_used_at is None
@@ -40,9 +46,7 @@ def test_write_key_use_is_recorded(engine: DuckDBEngine, ingestor: Ingestor) -> 
 def test_revocation_takes_effect_once_the_cache_is_dropped(
     engine: DuckDBEngine, ingestor: Ingestor
 ) -> None:
-    with engine.connect() as db:
-        t = tenancy.create_tenant(db, TenantCreate(name="T"), actor="test")
-        src = tenancy.create_source(db, SourceCreate(name="POS"), tenant=t.id, actor="test")
+    t, src = pos_source(engine)
     auth = ingestor.authenticate(src.write_key)
     with engine.connect() as db:
         tenancy.revoke_key(db, key_id=auth.key_id, actor="test", tenant=t.id)
@@ -78,9 +82,7 @@ def test_backpressure_and_commit_timeout_answer_503(
 ) -> None:
     from quanyu.errors import Unavailable
 
-    with engine.connect() as db:
-        t = tenancy.create_tenant(db, TenantCreate(name="T"), actor="test")
-        src = tenancy.create_source(db, SourceCreate(name="POS"), tenant=t.id, actor="test")
+    t, src = pos_source(engine)
     auth = ingestor.authenticate(src.write_key)
     msg = json.dumps({"type": "track", "event": "E", "userId": "u", "messageId": "m"}).encode()
     norm = normalize([msg], received_at=datetime.now(UTC))
@@ -101,9 +103,7 @@ def test_backpressure_and_commit_timeout_answer_503(
 def test_a_late_commit_is_answered_from_the_journal_only_past_the_threshold(
     engine: DuckDBEngine, tmp_path: Path
 ) -> None:
-    with engine.connect() as db:
-        t = tenancy.create_tenant(db, TenantCreate(name="T"), actor="test")
-        src = tenancy.create_source(db, SourceCreate(name="POS"), tenant=t.id, actor="test")
+    t, src = pos_source(engine)
 
     def stored(ack: float, message_id: str) -> tuple[float, int]:
         """Seconds until store() returned, and the events committed by then."""
