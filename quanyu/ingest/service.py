@@ -281,29 +281,25 @@ class Ingestor:
             TimeoutError: neither within ``commit_timeout``.
         """
         committed = asyncio.wrap_future(self.writer.submit(chunk))
-        if self.journal_ack is None:
-            # shielded: a client that hangs up must not cancel the commit under way
-            # (asyncio.wait below cancels nothing)
-            await asyncio.wait_for(asyncio.shield(committed), self.commit_timeout)
-            return
-        first = min(self.journal_ack, self.commit_timeout)
-        done, _ = await asyncio.wait({committed}, timeout=first)
-        if not done:
-            waiting: set[asyncio.Future[Any]] = {committed}
+        waiting: set[asyncio.Future[Any]] = {committed}
+        # asyncio.wait cancels nothing: a client that hangs up leaves the commit under way
+        first = self.commit_timeout
+        if self.journal_ack is not None:
+            first = min(self.journal_ack, first)
+        done, _ = await asyncio.wait(waiting, timeout=first)
+        if not done and first < self.commit_timeout:
             if self.writer.journal(chunk):
                 waiting.add(asyncio.wrap_future(chunk.journaled))
             done, _ = await asyncio.wait(
-                waiting,
-                timeout=self.commit_timeout - first,
-                return_when=asyncio.FIRST_COMPLETED,
+                waiting, timeout=self.commit_timeout - first, return_when=asyncio.FIRST_COMPLETED
             )
-            if not done:
-                raise TimeoutError
-            if committed not in done:
-                # the writer logs a failure; nobody else will read it
-                committed.add_done_callback(lambda f: f.cancelled() or f.exception())
-                EVENTS_JOURNAL_ACKED.inc(chunk.count)
-                return
+        if not done:
+            raise TimeoutError
+        if committed not in done:
+            # the writer logs a failure; nobody else will read it
+            committed.add_done_callback(lambda f: f.cancelled() or f.exception())
+            EVENTS_JOURNAL_ACKED.inc(chunk.count)
+            return
         committed.result()
 
     async def reject_body(self, auth: WriteKeyAuth, body: bytes, err: BadBody) -> None:

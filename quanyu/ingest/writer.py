@@ -280,13 +280,15 @@ def replay_journal(engine: Engine, journal: IngestJournal, *, max_events: int = 
     todo = [r for r in pending if not any(a <= r.number <= b for a, b in done)]
     seq = last_commit_seq(engine)
     group: list[Chunk] = []
+    size = 0
     for i, r in enumerate(todo):
         group.append(Chunk(r.tenant_id, r.source_id, r.brand_id, r.received_at, dead=r.dead,
                            rows=r.rows, record=r.number))  # fmt: skip
-        if sum(c.count for c in group) >= max_events or i == len(todo) - 1:
+        size += len(r.rows)
+        if size >= max_events or i == len(todo) - 1:
             seq += 1
             write_chunks(engine, group, seq)
-            group = []
+            group, size = [], 0
     if todo:
         log.warning(
             "journal replayed",
@@ -455,13 +457,10 @@ class Writer:
                 self._prune(self._window)
 
     def _prune(self, window: timedelta) -> None:
+        if self._journal is not None:
+            self._tidy_journal(self._journal)
         n = 0
         try:
-            if self._journal is not None:
-                self._journal.tidy()
-                kept = self._journal.lowest_kept()
-                with self._engine.connect() as db, db.transaction():
-                    db.execute(q.PRUNE_JOURNAL_RANGES, [kept or self._next_record])
             n = prune_keys(self._engine, datetime.now(UTC).replace(tzinfo=None) - window)
         except Exception:  # noqa: BLE001 - the keys stay; the next pruning tries again
             log.exception("pruning the dedup keys failed")
@@ -469,3 +468,13 @@ class Writer:
             log.info("dedup keys pruned", extra={"fields": {"keys": n}})
         # a full slice means more are due: the next one after a second of commits
         self._prune_at = time.monotonic() + (1.0 if n >= PRUNE_SLICE else self.PRUNE_EVERY)
+
+    def _tidy_journal(self, journal: IngestJournal) -> None:
+        """Let committed journal segments go, and the commits' record runs no segment
+        still holds."""
+        try:
+            journal.tidy()
+            with self._engine.connect() as db, db.transaction():
+                db.execute(q.PRUNE_JOURNAL_RANGES, [journal.lowest_kept() or self._next_record])
+        except Exception:  # noqa: BLE001 - what is kept is kept; the next pruning tries again
+            log.exception("tidying the ingest journal failed")
