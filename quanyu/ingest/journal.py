@@ -89,6 +89,8 @@ class IngestJournal:
         #: per segment: records written to it and not committed; its lowest record
         self._open: dict[int, set[int]] = {}
         self._lowest: dict[int, int] = {}
+        #: records handed to the journal and not durable yet (their segment unknown)
+        self._writing: set[int] = set()
 
     def pending(self) -> list[Record]:
         """Every whole record earlier runs left (before :meth:`start`)."""
@@ -117,15 +119,20 @@ class IngestJournal:
             if chunk.committed or chunk.record is None:
                 return
             chunk.in_journal = True
+            self._writing.add(chunk.record)
         record = Record(chunk.record, chunk.tenant_id, chunk.source_id, chunk.brand_id,
                         chunk.received_at, chunk.rows, chunk.dead)  # fmt: skip
         self.journal.append(record.encode()).add_done_callback(partial(self._durable, chunk))
 
     def _durable(self, chunk: Chunk, written: Future[Position]) -> None:
+        number = chunk.record or 0
         if written.exception() is not None:
+            with self._lock:
+                self._writing.discard(number)
             return  # the journal logged it
-        segment, number = written.result().segment, chunk.record or 0
+        segment = written.result().segment
         with self._lock:
+            self._writing.discard(number)
             self._lowest[segment] = min(self._lowest.get(segment, number), number)
             if not chunk.committed:
                 self._open.setdefault(segment, set()).add(number)
@@ -169,6 +176,7 @@ class IngestJournal:
         self._release()
 
     def lowest_kept(self) -> int | None:
-        """The lowest record number in a segment still kept (None: none is)."""
+        """The lowest record number in a segment still kept, or on its way to one (None:
+        none is)."""
         with self._lock:
-            return min(self._lowest.values(), default=None)
+            return min([*self._lowest.values(), *self._writing], default=None)

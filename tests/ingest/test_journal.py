@@ -55,6 +55,21 @@ def test_a_segment_goes_once_every_record_up_to_it_is_committed(tmp_path: Path) 
     assert files(tmp_path / "j") == []
 
 
+def test_a_record_still_being_written_counts_as_kept(tmp_path: Path) -> None:
+    """Its commit's number run must stay in the database until its segment goes."""
+    journal = IngestJournal(tmp_path / "j")
+    c = chunk(["in-flight"])
+    c.record = 5
+    journal.add(c)  # queued; the journal's thread is not running yet
+    assert journal.lowest_kept() == 5 and not c.journaled.done()
+    journal.start()
+    c.journaled.result(timeout=10)
+    assert journal.lowest_kept() == 5  # now in its segment
+    journal.committed([c])
+    journal.stop()
+    assert files(tmp_path / "j") == []
+
+
 def test_a_segment_that_journals_rarely_goes_once_committed(tmp_path: Path) -> None:
     journal = IngestJournal(tmp_path / "j")
     journal.start()
